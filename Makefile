@@ -1,0 +1,41 @@
+# One entry point for every job. `make test` sets up a fresh machine and runs the suite.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_PIN := torch==2.13.0
+
+.PHONY: setup test lint bench bench-reference demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build on local disk; an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet $(TORCH_PIN)
+	$(BIN)/pip install --quiet -e '.[dev,server]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+test: setup lint
+	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/encoder.py
+
+# A separate environment with the official implementation, to run it side by side.
+.venv-ref/.installed:
+	test -x .venv-ref/bin/python || $(PY) -m venv .venv-ref
+	.venv-ref/bin/pip install --quiet --upgrade pip
+	.venv-ref/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1 segment-anything
+	.venv-ref/bin/pip install --quiet -e '.'
+	touch .venv-ref/.installed
+
+bench-reference: .venv-ref/.installed
+	.venv-ref/bin/python benchmarks/encoder.py
+
+clean:
+	rm -rf $(VENV) .venv-ref build *.egg-info

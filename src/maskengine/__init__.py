@@ -1,0 +1,11 @@
+"""maskengine: an open data engine for promptable image segmentation.
+
+Public API only; nothing is built at import time.
+"""
+
+from .config import SamConfig
+from .modeling import CheckpointError, Sam, create_model
+from .predictor import Predictor
+
+__all__ = ["CheckpointError", "Predictor", "Sam", "SamConfig", "create_model"]
+__version__ = "0.1.0"

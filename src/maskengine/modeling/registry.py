@@ -1,0 +1,179 @@
+"""Named model sizes, one builder, and checkpoint loading that explains what does not fit."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from ..config import SamConfig
+from .sam import Sam
+
+MODEL_CONFIGS: dict[str, SamConfig] = {
+    "vit_b": SamConfig(),
+    "vit_l": SamConfig(
+        encoder_embed_dim=1024, encoder_depth=24, encoder_num_heads=16,
+        encoder_global_attn_indexes=(5, 11, 17, 23),
+    ),
+    "vit_h": SamConfig(
+        encoder_embed_dim=1280, encoder_depth=32, encoder_num_heads=16,
+        encoder_global_attn_indexes=(7, 15, 23, 31),
+    ),
+    # Small enough to train and run on a laptop CPU; weights bundled with the package.
+    "tiny": SamConfig(
+        encoder_embed_dim=160, encoder_depth=6, encoder_num_heads=4,
+        encoder_global_attn_indexes=(2, 5), encoder_window_size=8, image_size=256,
+        patch_size=16, prompt_embed_dim=128, decoder_mlp_dim=512, iou_head_hidden_dim=128,
+    ),
+}
+
+# Weights shipped inside the package, loaded when no checkpoint is given.
+BUNDLED_WEIGHTS: dict[str, str] = {"tiny": "tiny.pt"}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read or does not fit the model."""
+
+
+def bundled_weights_path(name: str) -> Path | None:
+    file = BUNDLED_WEIGHTS.get(name)
+    if file is None:
+        return None
+    path = Path(__file__).resolve().parent.parent / "weights" / file
+    return path if path.is_file() else None
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state_dict (weights only). Training checkpoints ({"model": sd, ...}) are
+    unwrapped. Raises CheckpointError for anything that is not a readable state_dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise CheckpointError(
+            f"could not read checkpoint {path}: the file is truncated, corrupt or not a "
+            f"PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
+    if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
+        obj = obj["model"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"checkpoint {path} does not hold a state_dict of tensors")
+    return dict(obj)
+
+
+def _count(sd: Mapping[str, torch.Tensor], pattern: str) -> int:
+    found = {int(m.group(1)) for k in sd if (m := re.match(pattern, k))}
+    return max(found) + 1 if found else 0
+
+
+def infer_config(sd: Mapping[str, torch.Tensor]) -> SamConfig:
+    """Read the dimensions of a SAM network from its state_dict's shapes. The decoder's head
+    count is not visible in shapes; the standard 8 is assumed."""
+    try:
+        pos = sd["image_encoder.pos_embed"]
+        patch = sd["image_encoder.patch_embed.proj.weight"].shape[-1]
+        depth = _count(sd, r"image_encoder\.blocks\.(\d+)\.")
+        grid = pos.shape[1]
+        rel = [sd[f"image_encoder.blocks.{i}.attn.rel_pos_h"].shape for i in range(depth)]
+        global_idx = tuple(i for i, s in enumerate(rel) if s[0] == 2 * grid - 1)
+        windowed = [s[0] for i, s in enumerate(rel) if i not in global_idx]
+        dim = pos.shape[-1]
+        prompt_dim = sd["image_encoder.neck.0.weight"].shape[0]
+        iou_depth = _count(sd, r"mask_decoder\.iou_prediction_head\.layers\.(\d+)\.")
+        return SamConfig(
+            encoder_embed_dim=dim,
+            encoder_depth=depth,
+            encoder_num_heads=dim // rel[0][1],
+            encoder_global_attn_indexes=global_idx,
+            encoder_window_size=(windowed[0] + 1) // 2 if windowed else 14,
+            image_size=grid * patch,
+            patch_size=patch,
+            prompt_embed_dim=prompt_dim,
+            mask_in_chans=sd["prompt_encoder.mask_downscaling.3.weight"].shape[0],
+            decoder_depth=_count(sd, r"mask_decoder\.transformer\.layers\.(\d+)\."),
+            decoder_mlp_dim=sd["mask_decoder.transformer.layers.0.mlp.lin1.weight"].shape[0],
+            iou_head_depth=iou_depth,
+            iou_head_hidden_dim=sd["mask_decoder.iou_prediction_head.layers.0.weight"].shape[0],
+            num_multimask_outputs=sd["mask_decoder.mask_tokens.weight"].shape[0] - 1,
+        )
+    except (KeyError, IndexError) as exc:
+        raise CheckpointError(
+            f"cannot infer the model size: the state_dict lacks SAM key {exc}"
+        ) from exc
+
+
+def describe(cfg: SamConfig) -> str:
+    """'vit_b' for a registered size, else the main dimensions."""
+    for name, known in MODEL_CONFIGS.items():
+        if known == cfg:
+            return name
+    return (f"a custom size (embed dim {cfg.encoder_embed_dim}, {cfg.encoder_depth} blocks, "
+            f"input {cfg.image_size})")
+
+
+def check_fits(model: Sam, sd: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise CheckpointError naming what differs between `sd` and `model`."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (first: {', '.join(missing[:5])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:5])})")
+        raise CheckpointError(f"checkpoint {source} does not fit the model: " + "; ".join(parts))
+    for k, v in own.items():
+        if tuple(sd[k].shape) != tuple(v.shape):
+            try:
+                size = describe(infer_config(sd))
+            except CheckpointError:
+                size = "an unknown size"
+            raise CheckpointError(
+                f"checkpoint {source} is {size} but the model is {describe(model.config)}: "
+                f"first mismatched key {k} has shape {list(sd[k].shape)} in the file and "
+                f"{list(v.shape)} in the model"
+            )
+
+
+def create_model(
+    name_or_config: str | SamConfig | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+) -> Sam:
+    """Build a Sam in eval mode.
+
+    name_or_config: a registered name ("vit_b", "vit_l", "vit_h", "tiny"), a SamConfig, or
+    None to infer the size from `checkpoint`. Without a checkpoint, a name with bundled
+    weights ("tiny") loads them; other sizes get random weights.
+    """
+    sd = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if name_or_config is None:
+        if sd is None:
+            raise ValueError("give a model name, a SamConfig, or a checkpoint to infer it from")
+        cfg = infer_config(sd)
+    elif isinstance(name_or_config, SamConfig):
+        cfg = name_or_config
+    elif name_or_config in MODEL_CONFIGS:
+        cfg = MODEL_CONFIGS[name_or_config]
+        if sd is None and (bundled := bundled_weights_path(name_or_config)) is not None:
+            checkpoint, sd = bundled, load_checkpoint(bundled)
+    else:
+        raise ValueError(
+            f"unknown model {name_or_config!r}; known: {', '.join(MODEL_CONFIGS)}"
+        )
+    model = Sam.from_config(cfg)
+    if sd is not None:
+        check_fits(model, sd, str(checkpoint))
+        model.load_state_dict(sd, strict=True)
+    return model.to(device or "cpu").eval()
+
+
+def config_with(cfg: SamConfig, **changes: object) -> SamConfig:
+    return dataclasses.replace(cfg, **changes)

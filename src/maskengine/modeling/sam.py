@@ -1,0 +1,102 @@
+"""Sam: the three parts joined, plus the fixed pre- and post-processing around them."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import SamConfig
+from .image_encoder import ImageEncoderViT
+from .mask_decoder import MaskDecoder
+from .prompt_encoder import PromptEncoder
+
+PIXEL_MEAN = (123.675, 116.28, 103.53)
+PIXEL_STD = (58.395, 57.12, 57.375)
+
+
+class Sam(nn.Module):
+    """Image encoder, prompt encoder and mask decoder.
+
+    Coordinates given to `decode` are (x, y) pixels in the *input frame*: the image
+    resized so its longest side is `image_size` (see `maskengine.transforms`).
+    """
+
+    mask_threshold: float = 0.0
+    image_format: str = "RGB"
+
+    def __init__(
+        self,
+        config: SamConfig,
+        image_encoder: nn.Module,
+        prompt_encoder: PromptEncoder,
+        mask_decoder: MaskDecoder,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.image_encoder = image_encoder
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+        # Not in released checkpoints, so not persistent.
+        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(-1, 1, 1), False)
+
+    @classmethod
+    def from_config(cls, config: SamConfig) -> Sam:
+        return cls(config, ImageEncoderViT(config), PromptEncoder(config), MaskDecoder(config))
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """B x 3 x h x w float in 0..255 (h, w <= image_size) -> normalised, zero-padded
+        right/bottom to B x 3 x S x S."""
+        x = (x - self.pixel_mean) / self.pixel_std
+        s = self.config.image_size
+        return F.pad(x, (0, s - x.shape[-1], 0, s - x.shape[-2]))
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        """B x 3 x h x w float 0..255 in the input frame -> embeddings B x C x E x E."""
+        return self.image_encoder(self.preprocess(x))
+
+    def decode(
+        self,
+        image_embeddings: torch.Tensor,
+        points: tuple[torch.Tensor, torch.Tensor] | None = None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts -> (low-res logits B x M x 4E x 4E, IoU predictions B x M).
+
+        image_embeddings: 1 x C x E x E shared by the B prompts, or B x C x E x E.
+        points: (B x N x 2 input-frame (x, y), B x N labels); boxes: B x 4 input-frame
+        (x0, y0, x1, y1); mask_input: B x 1 x 4E x 4E logits.
+        """
+        sparse, dense = self.prompt_encoder(points, boxes, mask_input)
+        return self.mask_decoder(
+            image_embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense, multimask_output
+        )
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        points: tuple[torch.Tensor, torch.Tensor] | None = None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """B images (B x 3 x h x w, 0..255, input frame) with one prompt each."""
+        emb = self.encode_image(images)
+        return self.decode(emb, points, boxes, mask_input, multimask_output)
+
+    def postprocess_masks(
+        self, masks: torch.Tensor, input_size: tuple[int, int], original_size: tuple[int, int]
+    ) -> torch.Tensor:
+        """Low-res logits B x M x 4E x 4E -> B x M x H x W logits in the original frame:
+        bilinear to S x S, crop the padding, bilinear to the original size."""
+        s = self.config.image_size
+        masks = F.interpolate(masks, (s, s), mode="bilinear", align_corners=False)
+        masks = masks[..., : input_size[0], : input_size[1]]
+        return F.interpolate(masks, original_size, mode="bilinear", align_corners=False)
