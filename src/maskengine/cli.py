@@ -24,6 +24,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """An open data engine for promptable (segment anything) image segmentation."""
+
+
 def _option_type(tp: Any) -> Any:
     """The annotation Typer should see for a dataclass field type."""
     origin = typing.get_origin(tp)
