@@ -118,28 +118,30 @@ def describe(cfg: SamConfig) -> str:
 
 
 def check_fits(model: Sam, sd: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise CheckpointError naming what differs between `sd` and `model`."""
+    """Raise CheckpointError naming what differs between `sd` and `model`: the file's size
+    when it is another size, then the first mismatched key or the missing/unexpected keys."""
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (first: {', '.join(missing[:5])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:5])})")
-        raise CheckpointError(f"checkpoint {source} does not fit the model: " + "; ".join(parts))
-    for k, v in own.items():
-        if tuple(sd[k].shape) != tuple(v.shape):
-            try:
-                size = describe(infer_config(sd))
-            except CheckpointError:
-                size = "an unknown size"
-            raise CheckpointError(
-                f"checkpoint {source} is {size} but the model is {describe(model.config)}: "
-                f"first mismatched key {k} has shape {list(sd[k].shape)} in the file and "
-                f"{list(v.shape)} in the model"
-            )
+    mismatched = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if not (missing or unexpected or mismatched):
+        return
+    try:
+        size = describe(infer_config(sd))
+    except CheckpointError:
+        size = "not a complete SAM state_dict"
+    parts = [f"checkpoint {source} is {size} but the model is {describe(model.config)}"]
+    if mismatched:
+        k = mismatched[0]
+        parts.append(
+            f"first mismatched key {k} has shape {list(sd[k].shape)} in the file and "
+            f"{list(own[k].shape)} in the model"
+        )
+    if missing:
+        parts.append(f"{len(missing)} missing keys (first: {', '.join(missing[:5])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:5])})")
+    raise CheckpointError("; ".join(parts))
 
 
 def create_model(

@@ -1,0 +1,75 @@
+"""A checkpoint that does not fit says why."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from maskengine import CheckpointError, create_model
+from maskengine.modeling.registry import load_checkpoint
+
+from .conftest import REFERENCE
+
+CKPT = REFERENCE / "checkpoint.pt"
+
+
+def test_size_mismatch_names_file_size_and_first_key(reference_config):
+    with pytest.raises(CheckpointError) as err:
+        create_model("tiny", checkpoint=CKPT)
+    msg = str(err.value)
+    assert "embed dim 48" in msg and "the model is tiny" in msg
+    assert "first mismatched key image_encoder.pos_embed" in msg
+    assert "[1, 32, 32, 48]" in msg
+
+
+def test_missing_and_unexpected_keys_are_listed(reference_config, tmp_path):
+    sd = torch.load(CKPT, weights_only=True)
+    del sd["mask_decoder.iou_token.weight"]
+    sd["mask_decoder.extra.weight"] = torch.zeros(1)
+    path = tmp_path / "bad.pt"
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError) as err:
+        create_model(reference_config, checkpoint=path)
+    msg = str(err.value)
+    assert "1 missing keys (first: mask_decoder.iou_token.weight)" in msg
+    assert "1 unexpected keys (first: mask_decoder.extra.weight)" in msg
+
+
+def test_truncated_file_is_reported(tmp_path):
+    path = tmp_path / "truncated.pt"
+    path.write_bytes(CKPT.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="could not read checkpoint .*truncated"):
+        create_model(checkpoint=path)
+
+
+def test_text_file_is_reported(tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="could not read checkpoint"):
+        load_checkpoint(path)
+
+
+def test_non_state_dict_is_reported(tmp_path):
+    path = tmp_path / "list.pt"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(CheckpointError, match="does not hold a state_dict"):
+        load_checkpoint(path)
+
+
+def test_not_a_sam_state_dict_cannot_infer_size(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"weight": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="cannot infer the model size"):
+        create_model(checkpoint=path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        create_model(checkpoint=tmp_path / "nope.pt")
+
+
+def test_training_checkpoint_wrapper_is_unwrapped(reference_config, tmp_path):
+    sd = torch.load(CKPT, weights_only=True)
+    path = tmp_path / "wrapped.pt"
+    torch.save({"model": sd, "step": 3}, path)
+    assert create_model(checkpoint=path).config == reference_config
