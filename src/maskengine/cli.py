@@ -100,5 +100,102 @@ def info() -> None:
     Console().print(table)
 
 
+# -- project store and annotation server (maskengine.engine, maskengine.server) ------------
+@app.command()
+def init(
+    project: str = typer.Argument(..., help="project folder to create"),
+    images: str = typer.Option(..., "--images", help="folder of images to annotate"),
+    db: str = typer.Option("", "--db", help="SQLAlchemy URL; default sqlite file in PROJECT"),
+    val_fraction: float = typer.Option(0.1, help="share of images in the val split"),
+) -> None:
+    """Create an annotation project (database, images, an admin user and token)."""
+    from .engine.store import ProjectError, init_project
+
+    try:
+        proj, token = init_project(project, images, db_url=db, val_fraction=val_fraction)
+    except (ProjectError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    with proj.session() as s:
+        from .engine.services import count_images
+
+        n = count_images(s)
+    typer.echo(f"project {proj.root}: {n} images; admin token {token} (saved in admin_token)")
+
+
+@app.command("add-images")
+def add_images(
+    project: str = typer.Argument(..., help="project folder"),
+    folder: str = typer.Argument(..., help="folder of images to add (recursively)"),
+) -> None:
+    """Register more images in a project (content duplicates are skipped)."""
+    from .engine.store import Project, ProjectError
+
+    try:
+        res = Project.open(project).add_image_dir(folder)
+    except ProjectError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"added {res.added}, skipped {res.duplicates} duplicates, "
+               f"{len(res.unreadable)} unreadable")
+    for path in res.unreadable:
+        typer.echo(f"  unreadable: {path}", err=True)
+
+
+@app.command("add-user")
+def add_user(
+    project: str = typer.Argument(..., help="project folder"),
+    name: str = typer.Argument(..., help="user name"),
+    role: str = typer.Option("annotator", help="annotator, reviewer or admin"),
+) -> None:
+    """Create a user and print their API token."""
+    from .engine.store import Project, ProjectError
+
+    try:
+        token = Project.open(project).add_user(name, role)
+    except (ProjectError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(token)
+
+
+def _export_config():  # deferred import: the engine is not loaded for other commands
+    from .engine.export import ExportConfig
+
+    return ExportConfig
+
+
+@app.command()
+@config_options(_export_config())
+def export(project: str, out: str, config: Any) -> None:
+    """Export a project's masks as SA-1B (JSON per image) or COCO (one JSON)."""
+    from .engine.export import export_project
+    from .engine.store import Project
+
+    res = export_project(Project.open(project), out, config)
+    typer.echo(f"exported {res.masks} masks of {res.images} images to {out}")
+
+
+def _server_settings():
+    from .server.settings import ServerSettings
+
+    return ServerSettings
+
+
+@app.command()
+@config_options(_server_settings(), param="settings")
+def serve(project: str, settings: Any) -> None:
+    """Run the annotation server (web page and API) for PROJECT."""
+    from pathlib import Path
+
+    import uvicorn
+
+    from .server.app import create_app
+
+    token_file = Path(project) / "admin_token"
+    if token_file.is_file():
+        token = token_file.read_text().strip()
+        typer.echo(f"open http://{settings.host}:{settings.port}/#token={token}")
+    uvicorn.run(create_app(project, settings), host=settings.host, port=settings.port,
+                log_level="warning")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

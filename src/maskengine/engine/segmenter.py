@@ -1,0 +1,201 @@
+"""Interactive segmentation for the annotation server: prompts on a cached embedding ->
+candidate masks as COCO RLE.
+
+Stateless per call (the embedding comes from the cache, the previous mask comes back from
+the client as low-res logits), so many clients can predict at once without sharing a
+`Predictor`'s per-image state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+
+from ..config import SamConfig
+from ..modeling import Sam, create_model
+from ..modeling.registry import bundled_weights_path
+from ..transforms import ResizeLongestSide, preprocess_shape
+from . import rle
+from .embeddings import EmbeddingCache
+from .errors import InvalidField
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """What the segmenter needs of an image record: file, content hash, size."""
+
+    id: int
+    path: Path
+    sha256: str
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Prompts in the original image frame. points N x 2 (x, y) pixels with labels N
+    (1 positive, 0 negative); box (x0, y0, x1, y1); mask_input L x L float32 logits (the
+    `low_res` of an earlier candidate)."""
+
+    points: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    box: np.ndarray | None = None
+    mask_input: np.ndarray | None = None
+    multimask: bool = True
+
+
+def make_prompt(
+    image: ImageRef, *, points: list[tuple[float, float, int]], box: tuple | None,
+    mask_input: bytes | None, low_res_size: int, multimask: bool = True,
+) -> Prompt:
+    """Check prompts against the image and build a `Prompt`. Raises InvalidField naming the
+    field: points and boxes must lie inside the image (0 <= x <= W, 0 <= y <= H) and
+    mask_input must hold low_res_size^2 float16 values."""
+    h, w = image.height, image.width
+    for i, (x, y, _) in enumerate(points):
+        for name, v, hi in (("x", x, w), ("y", y, h)):
+            if not 0 <= v <= hi:
+                raise InvalidField(("body", "points", i, name),
+                                   f"point {i} {name}={v} is outside the image (0..{hi})")
+    if box is not None:
+        for j, v in enumerate(box):
+            hi = w if j % 2 == 0 else h
+            if not 0 <= v <= hi:
+                raise InvalidField(("body", "box", j),
+                                   f"box coordinate {j} = {v} is outside the image (0..{hi})")
+    mask = None
+    if mask_input is not None:
+        n = low_res_size * low_res_size
+        if len(mask_input) != 2 * n:
+            raise InvalidField(
+                ("body", "mask_input"),
+                f"mask_input must hold {low_res_size}x{low_res_size} float16 values "
+                f"({2 * n} bytes), got {len(mask_input)} bytes",
+            )
+        mask = np.frombuffer(mask_input, dtype="<f2").astype(np.float32)
+        mask = mask.reshape(low_res_size, low_res_size)
+        if not np.isfinite(mask).all():
+            raise InvalidField(("body", "mask_input"), "mask_input holds NaN or infinity")
+    pts = np.array([(x, y) for x, y, _ in points], dtype=np.float64).reshape(-1, 2)
+    labels = np.array([lab for _, _, lab in points], dtype=np.int64)
+    return Prompt(points=pts if len(pts) else None, labels=labels if len(pts) else None,
+                  box=None if box is None else np.asarray(box, dtype=np.float64),
+                  mask_input=mask, multimask=multimask)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    counts: str  # COCO RLE of the H x W mask
+    bbox: tuple[float, float, float, float]  # XYWH
+    area: int
+    score: float  # predicted IoU
+    low_res: np.ndarray  # L x L float16 logits, to send back as the next mask_input
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which network serves the annotators: a registered name, or a config file + checkpoint."""
+
+    name: str = "tiny"
+    config_path: str | None = None
+    checkpoint: str | None = None
+
+    def load(self, device: str = "cpu") -> Sam:
+        if self.config_path:
+            cfg = SamConfig(**json.loads(Path(self.config_path).read_text()))
+            return create_model(cfg, checkpoint=self.checkpoint, device=device)
+        return create_model(self.name, checkpoint=self.checkpoint, device=device)
+
+    def weights_file(self) -> str | None:
+        return self.checkpoint or (
+            str(p) if (p := bundled_weights_path(self.name)) and not self.config_path else None
+        )
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_key(config: SamConfig, weights: str | None) -> tuple[str, str | None]:
+    """(identity of a model = hash of its config and weights, sha256 of the weights file).
+    A model without weights file (random init) gets a key of its config alone."""
+    wsha = _sha256_file(weights) if weights and os.path.isfile(weights) else None
+    blob = json.dumps(config.to_dict(), sort_keys=True) + (wsha or "random")
+    return hashlib.sha256(blob.encode()).hexdigest(), wsha
+
+
+class Segmenter:
+    """One model version: its embedding cache and a stateless `predict`."""
+
+    def __init__(
+        self, model: Sam, model_version_id: int, cache_root: Path, *, memory_items: int = 16
+    ) -> None:
+        self.model = model
+        self.model_version_id = model_version_id
+        self.transform = ResizeLongestSide(model.config.image_size)
+        self.cache = EmbeddingCache(
+            cache_root, model_version_id, self._encode, memory_items=memory_items
+        )
+
+    @property
+    def low_res_size(self) -> int:
+        return self.model.config.low_res_size
+
+    @torch.inference_mode()
+    def _encode(self, path: Path) -> torch.Tensor:
+        with PILImage.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        resized = self.transform.apply_image(rgb)
+        x = torch.as_tensor(resized, device=self.model.device).permute(2, 0, 1)[None].float()
+        return self.model.encode_image(x)
+
+    def embedding(self, image: ImageRef) -> torch.Tensor:
+        return self.cache.get(image.sha256, image.path)
+
+    def prefetch(self, images: list[ImageRef]) -> None:
+        self.cache.prefetch((im.sha256, im.path) for im in images)
+
+    @torch.inference_mode()
+    def predict(self, image: ImageRef, prompt: Prompt) -> list[Candidate]:
+        """Candidates sorted by predicted IoU, best first (3 with multimask, else 1)."""
+        feats = self.embedding(image).to(self.model.device)
+        size = (image.height, image.width)
+        dev = self.model.device
+        points = boxes = masks = None
+        if prompt.points is not None and len(prompt.points):
+            coords = self.transform.apply_coords(prompt.points, size)
+            points = (torch.as_tensor(coords, dtype=torch.float, device=dev)[None],
+                      torch.as_tensor(prompt.labels, dtype=torch.int, device=dev)[None])
+        if prompt.box is not None:
+            b = self.transform.apply_boxes(prompt.box[None], size)
+            boxes = torch.as_tensor(b, dtype=torch.float, device=dev)
+        if prompt.mask_input is not None:
+            masks = torch.as_tensor(prompt.mask_input, dtype=torch.float, device=dev)[None, None]
+        if points is None and boxes is None and masks is None:
+            raise ValueError("give at least one prompt: points, box or mask_input")
+        low_res, iou = self.model.decode(feats, points, boxes, masks, prompt.multimask)
+        input_size = preprocess_shape(image.height, image.width, self.model.config.image_size)
+        full = self.model.postprocess_masks(low_res, input_size, size)[0]
+        full_np = (full > self.model.mask_threshold).cpu().numpy()
+        low_np = low_res[0].cpu().numpy().astype(np.float16)
+        scores = iou[0].cpu().numpy()
+        out = []
+        for i in np.argsort(-scores, kind="stable"):
+            enc = rle.encode(full_np[i])
+            out.append(Candidate(counts=enc.counts, bbox=enc.bbox, area=enc.area,
+                                 score=float(scores[i]), low_res=low_np[i]))
+        return out
+
+    def close(self) -> None:
+        self.cache.close()

@@ -1,0 +1,227 @@
+"""The project store: a folder with `project.json`, a database and caches.
+
+    PROJECT/
+      project.json      ProjectConfig (images folder, database URL, validation share)
+      store.db          SQLite database (default; any SQLAlchemy URL by --db)
+      cache/embeddings/ image embeddings per model version (fp16, see embeddings.py)
+      admin_token       the first admin's API token (mode 0600), for `maskengine serve`
+
+The schema is made by Alembic migrations (`migrations/versions`), run on init and on every
+open, so an older project is brought up to date before use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from PIL import Image as PILImage
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import Image, Role, User
+
+PROJECT_FILE = "project.json"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ProjectError(ValueError):
+    """A project folder that is missing, not a project, or already one."""
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """What `project.json` holds. `images_dir` is absolute or relative to the project."""
+
+    images_dir: str
+    db_url: str = ""  # empty: sqlite file store.db in the project folder
+    val_fraction: float = 0.1  # share of images put in the "val" split (by content hash)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    # WAL lets the page read while a save is written; FULL sync makes a committed accept
+    # survive a crash of the server process (and of the machine).
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        eng = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(eng, "connect", _sqlite_pragmas)
+        return eng
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the database schema to `revision` with the packaged Alembic migrations."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+@dataclass
+class AddResult:
+    added: int = 0
+    duplicates: int = 0
+    unreadable: list[str] = dataclasses.field(default_factory=list)
+
+
+class Project:
+    """An open project: its folder, settings and database. Use `Project.open(path)`."""
+
+    def __init__(self, root: Path, config: ProjectConfig, engine: Engine) -> None:
+        self.root = root
+        self.config = config
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike, db_url: str | None = None) -> Project:
+        root = Path(root).resolve()
+        file = root / PROJECT_FILE
+        if not file.is_file():
+            raise ProjectError(f"{root} is not a maskengine project (no {PROJECT_FILE}); "
+                               f"create one with `maskengine init {root} --images DIR`")
+        config = ProjectConfig(**json.loads(file.read_text()))
+        url = db_url or config.db_url or f"sqlite:///{root / 'store.db'}"
+        engine = make_engine(url)
+        migrate(engine)
+        return cls(root, config, engine)
+
+    @property
+    def images_dir(self) -> Path:
+        return (self.root / self.config.images_dir).resolve()
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self._sessions() as s, s.begin():
+            yield s
+
+    def new_session(self) -> Session:
+        return self._sessions()
+
+    def image_path(self, image: Image) -> Path:
+        p = Path(image.path)
+        return p if p.is_absolute() else self.images_dir / p
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- images --------------------------------------------------------------------------
+    def add_images(self, paths: Iterable[Path]) -> AddResult:
+        """Register image files (skipping content duplicates). The split is fixed by the
+        content hash, so re-adding or moving files never moves an image between splits."""
+        result = AddResult()
+        with self.session() as s:
+            known = set(s.scalars(select(Image.sha256)))
+            for path in sorted(Path(p).resolve() for p in paths):
+                try:
+                    with PILImage.open(path) as im:
+                        width, height = im.size
+                        im.verify()
+                except Exception:  # PIL raises many types for a bad file
+                    result.unreadable.append(str(path))
+                    continue
+                sha = file_sha256(path)
+                if sha in known:
+                    result.duplicates += 1
+                    continue
+                known.add(sha)
+                try:
+                    rel = str(path.relative_to(self.images_dir))
+                except ValueError:
+                    rel = str(path)
+                val = int(sha[:8], 16) / 0xFFFFFFFF < self.config.val_fraction
+                s.add(Image(path=rel, sha256=sha, width=width, height=height,
+                            split="val" if val else "train"))
+                result.added += 1
+        return result
+
+    def add_image_dir(self, folder: str | os.PathLike) -> AddResult:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ProjectError(f"image folder {folder} does not exist")
+        files = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+        return self.add_images(files)
+
+    # -- users ---------------------------------------------------------------------------
+    def add_user(self, name: str, role: Role | str = Role.annotator) -> str:
+        """Create a user; returns the API token (only its hash is stored)."""
+        role = Role(role)
+        token = secrets.token_urlsafe(24)
+        with self.session() as s:
+            if s.scalar(select(User).where(User.name == name)) is not None:
+                raise ProjectError(f"user {name!r} exists already")
+            s.add(User(name=name, role=role.value, token_hash=hash_token(token)))
+        return token
+
+
+def init_project(
+    root: str | os.PathLike, images_dir: str | os.PathLike, *, db_url: str = "",
+    val_fraction: float = 0.1, admin: str = "admin",
+) -> tuple[Project, str]:
+    """Create a project folder and database, register the images of `images_dir`, and an
+    admin user. Returns the open project and the admin's token."""
+    root = Path(root).resolve()
+    if (root / PROJECT_FILE).exists():
+        raise ProjectError(f"{root} is already a maskengine project")
+    images = Path(images_dir).resolve()
+    if not images.is_dir():
+        raise ProjectError(f"image folder {images} does not exist")
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        rel = os.path.relpath(images, root)
+    except ValueError:  # another drive on Windows
+        rel = str(images)
+    config = ProjectConfig(images_dir=rel, db_url=db_url, val_fraction=val_fraction)
+    _write_atomic(root / PROJECT_FILE, json.dumps(dataclasses.asdict(config), indent=1) + "\n")
+    project = Project.open(root)
+    project.add_image_dir(images)
+    token = project.add_user(admin, Role.admin)
+    _write_atomic(root / "admin_token", token + "\n", mode=0o600)
+    return project, token

@@ -1,0 +1,1 @@
+"""The annotation server (FastAPI): routes -> deps -> engine services; static web page."""

@@ -1,0 +1,106 @@
+"""The annotation server: a FastAPI app built by `create_app(project, settings)`.
+
+Nothing happens at import; the lifespan hook opens the project, loads the model, registers
+its version and starts the embedding cache. The API lives under /api (OpenAPI at /docs and
+/openapi.json); the web page is / and its ES modules /static/*.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import torch
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from ..engine import services
+from ..engine.errors import Conflict, EngineError, Forbidden, InvalidField, NotFound
+from ..engine.segmenter import ModelSpec, Segmenter, model_key
+from ..engine.store import Project
+from .deps import AppState
+from .routes import images, masks, system
+from .settings import ServerSettings
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def load_state(project_dir: str | os.PathLike, settings: ServerSettings) -> AppState:
+    """Open the project and the model version that serves predictions."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    project = Project.open(project_dir, db_url=settings.db)
+    spec = ModelSpec(settings.model, settings.model_config, settings.checkpoint)
+    model = spec.load(settings.device)
+    key, wsha = model_key(model.config, spec.weights_file())
+    name = Path(settings.model_config).stem if settings.model_config else settings.model
+    with project.session() as s:
+        mv = services.register_model_version(
+            s, key=key, name=name, config=model.config.to_dict(),
+            checkpoint=spec.weights_file(), checkpoint_sha256=wsha,
+        )
+        mv_id, mv_round = mv.id, mv.round
+    seg = Segmenter(model, mv_id, project.cache_dir / "embeddings",
+                    memory_items=settings.memory_cache)
+    return AppState(project=project, settings=settings, segmenter=seg, model_name=name,
+                    model_round=mv_round)
+
+
+def _error(status_code: int, exc: EngineError) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=status_code)
+
+
+def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = load_state(project_dir, settings)
+        app.state.engine = state
+        try:
+            yield
+        finally:
+            state.segmenter.close()
+            state.project.close()
+
+    app = FastAPI(
+        title="maskengine annotation server",
+        summary="Assisted-manual annotation: click, the model proposes, correct, accept.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    for router in (system.router, images.router, masks.router):
+        app.include_router(router, prefix="/api")
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_req: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, exc)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_req: Request, exc: Conflict) -> JSONResponse:
+        return _error(409, exc)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_req: Request, exc: Forbidden) -> JSONResponse:
+        return _error(403, exc)
+
+    @app.exception_handler(InvalidField)
+    async def _invalid(_req: Request, exc: InvalidField) -> JSONResponse:
+        # The same shape as FastAPI's own validation errors, so clients read one format.
+        detail = [{"loc": list(exc.field), "msg": exc.message, "type": "value_error"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(ValueError)
+    async def _value(_req: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        # The page holds no project data; it asks for a token before calling the API.
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

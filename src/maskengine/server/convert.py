@@ -1,0 +1,34 @@
+"""ORM records -> public schemas."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from ..engine.models import Image, Mask
+from ..engine.segmenter import Candidate
+from .schemas import CandidateOut, ImagePublic, MaskPublic
+
+
+def image_public(image: Image, n_masks: int | None = None) -> ImagePublic:
+    return ImagePublic(id=image.id, file_name=Path(image.path).name, width=image.width,
+                       height=image.height, split=image.split, status=image.status,
+                       n_masks=n_masks)
+
+
+def mask_public(mask: Mask) -> MaskPublic:
+    return MaskPublic(
+        id=mask.id, image_id=mask.image_id, counts=mask.rle_counts,
+        size=[mask.image.height, mask.image.width],
+        bbox=[mask.bbox_x, mask.bbox_y, mask.bbox_w, mask.bbox_h], area=mask.area,
+        source=mask.source, model_version_id=mask.model_version_id,
+        predicted_iou=mask.predicted_iou, author_id=mask.author_id,
+        review_state=mask.review_state, version=mask.version, created_at=mask.created_at,
+        updated_at=mask.updated_at, deleted=mask.deleted_at is not None,
+    )
+
+
+def candidate_public(c: Candidate) -> CandidateOut:
+    low = base64.b64encode(c.low_res.astype("<f2").tobytes()).decode("ascii")
+    return CandidateOut(counts=c.counts, bbox=list(c.bbox), area=c.area, score=c.score,
+                        low_res=low)

@@ -1,0 +1,1 @@
+"""API routes: thin functions that parse, call one service, and answer."""

@@ -1,0 +1,94 @@
+"""Images: the queue, one image's record and file, its embedding, and predictions on it."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import FileResponse
+
+from ...engine import services
+from ...engine.segmenter import make_prompt
+from ..convert import candidate_public, image_public
+from ..deps import SessionDep, StateDep, UserDep
+from ..schemas import EmbeddingOut, ImagePage, ImagePublic, PredictIn, PredictOut, StatusIn
+
+router = APIRouter(prefix="/images", tags=["images"])
+
+
+@router.get("", response_model=ImagePage)
+def list_images(
+    session: SessionDep, _user: UserDep,
+    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ImagePage:
+    rows = services.list_images(session, offset=offset, limit=limit)
+    return ImagePage(total=services.count_images(session),
+                     images=[image_public(im, n) for im, n in rows])
+
+
+@router.get("/next", response_model=ImagePublic)
+def next_image(
+    session: SessionDep, _user: UserDep, after: int | None = None, backwards: bool = False,
+    todo_only: bool = True,
+) -> ImagePublic:
+    """The next (or, with backwards, the previous) image to annotate after `after`."""
+    image = services.neighbor_image(session, after=after, backwards=backwards,
+                                    todo_only=todo_only)
+    if image is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no image left to annotate")
+    return image_public(image)
+
+
+@router.get("/{image_id}", response_model=ImagePublic)
+def get_image(image_id: int, state: StateDep, session: SessionDep, _user: UserDep) -> ImagePublic:
+    """An image's record. Opening an image starts computing, in the background, the
+    embeddings of this image and of the next ones in the queue."""
+    image = services.get_image(session, image_id=image_id)
+    ahead = services.upcoming_images(session, after=image.id, n=state.settings.prefetch)
+    state.segmenter.prefetch([state.image_ref(im) for im in [image, *ahead]])
+    return image_public(image)
+
+
+@router.get("/{image_id}/file", response_class=FileResponse)
+def image_file(image_id: int, state: StateDep, session: SessionDep, _user: UserDep):
+    image = services.get_image(session, image_id=image_id)
+    path = state.project.image_path(image)
+    if not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"file of image {image_id} is missing")
+    return FileResponse(path)
+
+
+@router.put("/{image_id}/status", response_model=ImagePublic)
+def set_status(image_id: int, body: StatusIn, session: SessionDep, _user: UserDep) -> ImagePublic:
+    return image_public(services.set_image_status(session, image_id=image_id, status=body.status))
+
+
+@router.post("/{image_id}/embedding", response_model=EmbeddingOut)
+def prepare_embedding(
+    image_id: int, state: StateDep, session: SessionDep, _user: UserDep
+) -> EmbeddingOut:
+    """Compute (or load) the image's embedding now; answers when it is ready."""
+    image = services.get_image(session, image_id=image_id)
+    seg = state.segmenter
+    seg.embedding(state.image_ref(image))
+    return EmbeddingOut(image_id=image.id, model_version_id=seg.model_version_id, ready=True)
+
+
+@router.post("/{image_id}/predict", response_model=PredictOut)
+def predict(
+    image_id: int, body: PredictIn, state: StateDep, session: SessionDep, _user: UserDep
+) -> PredictOut:
+    """Points, a box and/or the previous mask's logits -> candidate masks, best first."""
+    image = services.get_image(session, image_id=image_id)
+    ref = state.image_ref(image)
+    seg = state.segmenter  # one reference for the whole request, even if the model changes
+    prompt = make_prompt(
+        ref, points=[(p.x, p.y, p.label) for p in body.points], box=body.box,
+        mask_input=None if body.mask_input is None else base64.b64decode(body.mask_input),
+        low_res_size=seg.low_res_size, multimask=body.multimask,
+    )
+    cands = seg.predict(ref, prompt)
+    return PredictOut(image_id=image.id, size=[image.height, image.width],
+                      model_version_id=seg.model_version_id, low_res_size=seg.low_res_size,
+                      candidates=[candidate_public(c) for c in cands])

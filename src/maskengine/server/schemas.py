@@ -1,0 +1,182 @@
+"""Request and response bodies of the annotation API (the JSON boundary).
+
+Split as create / update / public. Coordinates are original-image pixels, (x, y) with x to
+the right and y down; masks are COCO RLE of the whole image (`counts` compressed string;
+uploads may also send uncompressed run lengths, column-major, starting with zeros).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..engine.models import ImageStatus, MaskSource, ReviewState
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class PointIn(BaseModel):
+    x: Finite
+    y: Finite
+    label: Literal[0, 1] = Field(description="1 positive (object), 0 negative (background)")
+
+
+class PredictIn(BaseModel):
+    points: list[PointIn] = Field(default_factory=list, max_length=64)
+    box: tuple[Finite, Finite, Finite, Finite] | None = Field(
+        None, description="x0, y0, x1, y1 in image pixels"
+    )
+    mask_input: str | None = Field(
+        None, description="base64 of the L x L float16 low-res logits (little endian) of "
+        "the candidate chosen last time, fed back to refine it",
+    )
+    multimask: bool = Field(True, description="3 candidates (ambiguity-aware) or 1")
+
+    @field_validator("box")
+    @classmethod
+    def _box_order(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if v is not None and (v[2] < v[0] or v[3] < v[1]):
+            raise ValueError("box must be x0, y0, x1, y1 with x1 >= x0 and y1 >= y0")
+        return v
+
+    @field_validator("mask_input")
+    @classmethod
+    def _base64(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                raw = base64.b64decode(v, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ValueError("mask_input must be base64") from exc
+            if len(raw) % 2:
+                raise ValueError("mask_input must hold float16 values (an even byte count)")
+        return v
+
+    @model_validator(mode="after")
+    def _some_prompt(self) -> PredictIn:
+        if not self.points and self.box is None and self.mask_input is None:
+            raise ValueError("give at least one prompt: points, box or mask_input")
+        return self
+
+
+class CandidateOut(BaseModel):
+    counts: str
+    bbox: list[float] = Field(description="x, y, width, height")
+    area: int
+    score: float = Field(description="predicted IoU")
+    low_res: str = Field(description="base64 L x L float16 logits; send back as mask_input")
+
+
+class PredictOut(BaseModel):
+    image_id: int
+    size: list[int] = Field(description="height, width")
+    model_version_id: int
+    low_res_size: int
+    candidates: list[CandidateOut]
+
+
+class EventIn(BaseModel):
+    """One step of an interaction; `t` is seconds since the annotator started the mask."""
+
+    model_config = ConfigDict(extra="forbid")
+    t: Finite = Field(ge=0)
+    type: Literal["point", "box", "brush", "erase", "undo", "cycle", "clear", "select"]
+    x: Finite | None = None
+    y: Finite | None = None
+    label: Literal[0, 1] | None = None
+    box: tuple[Finite, Finite, Finite, Finite] | None = None
+    radius: Finite | None = None
+    candidate: int | None = None
+
+
+class InteractionIn(BaseModel):
+    events: list[EventIn] = Field(default_factory=list, max_length=20000)
+    n_clicks: int = Field(0, ge=0)
+    seconds: Finite = Field(0.0, ge=0)
+
+
+Counts = str | list[Annotated[int, Field(ge=0)]]
+
+
+class MaskCreate(BaseModel):
+    counts: Counts
+    source: MaskSource = MaskSource.manual
+    model_version_id: int | None = None
+    predicted_iou: Finite | None = None
+    interaction: InteractionIn | None = None
+
+
+class MaskUpdate(BaseModel):
+    version: int = Field(description="the version you edited; a stale one gives 409")
+    counts: Counts | None = None
+    interaction: InteractionIn | None = None
+
+
+class ReviewIn(BaseModel):
+    version: int
+    state: ReviewState
+
+
+class MaskPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    image_id: int
+    counts: str
+    size: list[int] = Field(description="height, width")
+    bbox: list[float]
+    area: int
+    source: str
+    model_version_id: int | None
+    predicted_iou: float | None
+    author_id: int | None
+    review_state: str
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    deleted: bool
+
+
+class ImagePublic(BaseModel):
+    id: int
+    file_name: str
+    width: int
+    height: int
+    split: str
+    status: str
+    n_masks: int | None = None
+
+
+class ImagePage(BaseModel):
+    total: int
+    images: list[ImagePublic]
+
+
+class StatusIn(BaseModel):
+    status: ImageStatus
+
+
+class EmbeddingOut(BaseModel):
+    image_id: int
+    model_version_id: int
+    ready: bool
+
+
+class UserPublic(BaseModel):
+    id: int
+    name: str
+    role: str
+
+
+class ModelPublic(BaseModel):
+    id: int
+    name: str
+    round: int
+    image_size: int
+    low_res_size: int
+
+
+class Health(BaseModel):
+    status: str

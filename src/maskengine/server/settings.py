@@ -1,0 +1,39 @@
+"""Settings of the annotation server: one frozen, validated class (CLI options come from it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..modeling.registry import MODEL_CONFIGS
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
+    port: int = field(default=8000, metadata={"help": "port to listen on"})
+    model: str = field(default="tiny", metadata={"help": "registered model size"})
+    model_config: str | None = field(
+        default=None, metadata={"help": "SamConfig JSON file (instead of --model)"}
+    )
+    checkpoint: str | None = field(
+        default=None, metadata={"help": "weights; default: the bundled ones of --model"}
+    )
+    device: str = field(default="cpu", metadata={"help": "torch device"})
+    db: str | None = field(
+        default=None, metadata={"help": "database URL overriding the project's"}
+    )
+    prefetch: int = field(
+        default=3, metadata={"help": "embeddings computed ahead for the next N images"}
+    )
+    memory_cache: int = field(
+        default=16, metadata={"help": "embeddings kept in memory (the rest on disk)"}
+    )
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch default)"})
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.model_config is None and self.model not in MODEL_CONFIGS:
+            raise ValueError(f"model must be one of {', '.join(MODEL_CONFIGS)}, got {self.model!r}")
+        if self.prefetch < 0 or self.memory_cache < 1 or self.threads < 0:
+            raise ValueError("prefetch and threads must be >= 0, memory_cache >= 1")
