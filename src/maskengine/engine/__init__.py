@@ -1,0 +1,1 @@
+"""The data engine: project store, interactive and automatic annotation stages."""
