@@ -1,0 +1,269 @@
+// The canvas annotator: prompts -> candidates from the server, brush/eraser, overlays of
+// saved masks, undo. Coordinates are image pixels (the canvas has the image's size and is
+// scaled by CSS). Masks are row-major Uint8Array(h * w) bitmaps.
+import { area, decode, encode } from "./rle.js";
+
+const PALETTE = [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+  [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]];
+const WORK_COLOR = [30, 144, 255];
+const DRAG_MIN = 5; // pixels on screen before a press becomes a box
+
+function overlay(bits, w, h, [r, g, b], alpha) {
+  const c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  const ctx = c.getContext("2d");
+  const img = ctx.createImageData(w, h);
+  const d = img.data;
+  for (let i = 0; i < bits.length; i++) {
+    if (bits[i]) { const j = 4 * i; d[j] = r; d[j + 1] = g; d[j + 2] = b; d[j + 3] = alpha; }
+  }
+  ctx.putImageData(img, 0, 0);
+  return c;
+}
+
+function fresh() {
+  return { points: [], box: null, cands: [], sel: 0, bits: null, editing: null,
+    events: [], t0: null, clicks: 0, edited: false };
+}
+
+export class Annotator {
+  /** canvas: the <canvas>; hooks: {predict(body) -> Promise<response>, onChange()} */
+  constructor(canvas, hooks) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d");
+    this.hooks = hooks;
+    this.image = null;
+    this.masks = [];
+    this.cur = fresh();
+    this.history = [];
+    this.tool = "prompt";
+    this.brush = 10;
+    this.seq = 0;
+    this.drag = null;
+    this.workCanvas = null;
+    canvas.addEventListener("contextmenu", (e) => e.preventDefault());
+    canvas.addEventListener("mousedown", (e) => this.onDown(e));
+    window.addEventListener("mousemove", (e) => this.onMove(e));
+    window.addEventListener("mouseup", (e) => this.onUp(e));
+  }
+
+  // -- image and saved masks ------------------------------------------------------------
+  setImage(image, bitmap) {
+    this.image = { ...image, bitmap };
+    this.canvas.width = image.width;
+    this.canvas.height = image.height;
+    this.cur = fresh();
+    this.history = [];
+    this.render();
+  }
+
+  setMasks(records) {
+    const { width: w, height: h } = this.image;
+    this.masks = records.map((m, i) => {
+      const bits = decode(m.counts, h, w);
+      return { ...m, bits, canvas: overlay(bits, w, h, PALETTE[i % PALETTE.length], 110) };
+    });
+    this.render();
+  }
+
+  maskAt(x, y) {
+    const i = Math.round(y) * this.image.width + Math.round(x);
+    for (let k = this.masks.length - 1; k >= 0; k--) if (this.masks[k].bits[i]) return this.masks[k];
+    return null;
+  }
+
+  // -- the mask being made --------------------------------------------------------------
+  snapshot() {
+    const c = this.cur;
+    this.history.push({ ...c, points: [...c.points], events: [...c.events],
+      bits: c.bits && c.bits.slice() });
+    if (this.history.length > 100) this.history.shift();
+  }
+
+  event(type, fields) {
+    const now = performance.now();
+    if (this.cur.t0 === null) this.cur.t0 = now;
+    this.cur.events.push({ t: (now - this.cur.t0) / 1000, type, ...fields });
+  }
+
+  setWork(bits) {
+    this.cur.bits = bits;
+    const { width: w, height: h } = this.image;
+    this.workCanvas = bits ? overlay(bits, w, h, WORK_COLOR, 150) : null;
+    this.canvas.dataset.maskArea = bits ? String(area(bits)) : "0";
+    this.render();
+    this.hooks.onChange();
+  }
+
+  async predict() {
+    const c = this.cur;
+    if (!c.points.length && !c.box) { this.setWork(c.editing ? c.bits : null); return; }
+    const prev = c.cands[c.sel];
+    const body = { points: c.points, box: c.box, multimask: true,
+      mask_input: prev && !c.edited ? prev.low_res : null };
+    const seq = ++this.seq;
+    const res = await this.hooks.predict(body);
+    if (seq !== this.seq || !res) return; // a newer prompt is on its way
+    c.cands = res.candidates;
+    c.sel = 0;
+    c.edited = false;
+    this.setWork(decode(c.cands[0].counts, res.size[0], res.size[1]));
+  }
+
+  addPoint(x, y, label) {
+    this.snapshot();
+    this.cur.points.push({ x, y, label });
+    this.cur.clicks++;
+    this.event("point", { x, y, label });
+    return this.predict();
+  }
+
+  setBox(box) {
+    this.snapshot();
+    this.cur.box = box;
+    this.cur.clicks++;
+    this.event("box", { box });
+    return this.predict();
+  }
+
+  cycle() {
+    const c = this.cur;
+    if (c.cands.length < 2) return;
+    this.snapshot();
+    c.sel = (c.sel + 1) % c.cands.length;
+    c.edited = false;
+    this.event("cycle", { candidate: c.sel });
+    this.setWork(decode(c.cands[c.sel].counts, this.image.height, this.image.width));
+  }
+
+  paint(x, y, value, first) {
+    const { width: w, height: h } = this.image;
+    if (first) {
+      this.snapshot();
+      this.cur.clicks++;
+      this.event(value ? "brush" : "erase", { x, y, radius: this.brush });
+    }
+    const bits = this.cur.bits ? this.cur.bits : new Uint8Array(w * h);
+    const r = this.brush, r2 = r * r;
+    for (let yy = Math.max(0, Math.floor(y - r)); yy <= Math.min(h - 1, Math.ceil(y + r)); yy++) {
+      for (let xx = Math.max(0, Math.floor(x - r)); xx <= Math.min(w - 1, Math.ceil(x + r)); xx++) {
+        if ((xx - x) ** 2 + (yy - y) ** 2 <= r2) bits[yy * w + xx] = value;
+      }
+    }
+    this.cur.edited = true;
+    this.setWork(bits);
+  }
+
+  select(mask) {
+    this.cur = fresh();
+    this.history = [];
+    this.cur.editing = mask;
+    this.event("select", {});
+    this.setWork(mask.bits.slice());
+  }
+
+  undo() {
+    const prev = this.history.pop();
+    if (!prev) return;
+    this.seq++; // drop the answer of a prompt that is being undone
+    this.cur = { ...prev, events: this.cur.events };
+    this.event("undo", {});
+    this.setWork(this.cur.bits);
+  }
+
+  clear() {
+    this.seq++;
+    this.cur = fresh();
+    this.history = [];
+    this.setWork(null);
+  }
+
+  /** What to save: {counts, score, editing, interaction} or null when there is no mask. */
+  result() {
+    const c = this.cur;
+    if (!c.bits || !area(c.bits)) return null;
+    const seconds = c.t0 === null ? 0 : (performance.now() - c.t0) / 1000;
+    const cand = c.cands[c.sel];
+    return {
+      counts: encode(c.bits, this.image.height, this.image.width),
+      score: cand && !c.edited ? cand.score : null,
+      editing: c.editing,
+      interaction: { events: c.events, n_clicks: c.clicks, seconds },
+    };
+  }
+
+  // -- mouse ----------------------------------------------------------------------------
+  toImage(e) {
+    const r = this.canvas.getBoundingClientRect();
+    const x = ((e.clientX - r.left) * this.canvas.width) / r.width;
+    const y = ((e.clientY - r.top) * this.canvas.height) / r.height;
+    return [Math.min(Math.max(x, 0), this.canvas.width), Math.min(Math.max(y, 0), this.canvas.height)];
+  }
+
+  onDown(e) {
+    if (!this.image) return;
+    e.preventDefault();
+    const [x, y] = this.toImage(e);
+    if (this.tool !== "prompt" && e.button === 0) {
+      this.drag = { paint: true };
+      this.paint(x, y, this.tool === "brush" ? 1 : 0, true);
+      return;
+    }
+    this.drag = { x, y, sx: e.clientX, sy: e.clientY, button: e.button, shift: e.shiftKey };
+  }
+
+  onMove(e) {
+    if (!this.drag || !this.image) return;
+    const [x, y] = this.toImage(e);
+    if (this.drag.paint) { this.paint(x, y, this.tool === "brush" ? 1 : 0, false); return; }
+    const far = Math.hypot(e.clientX - this.drag.sx, e.clientY - this.drag.sy) >= DRAG_MIN;
+    if (this.drag.button === 0 && far) { this.drag.to = [x, y]; this.render(); }
+  }
+
+  onUp(e) {
+    const d = this.drag;
+    this.drag = null;
+    if (!d || !this.image || d.paint) return;
+    const [x, y] = this.toImage(e);
+    if (d.button === 0 && d.to) {
+      const box = [Math.min(d.x, x), Math.min(d.y, y), Math.max(d.x, x), Math.max(d.y, y)];
+      this.setBox(box.map((v) => Math.round(v * 10) / 10));
+    } else if (d.button === 0 && d.shift) {
+      const m = this.maskAt(x, y);
+      if (m) this.select(m);
+    } else if (d.button === 0 || d.button === 2) {
+      this.addPoint(Math.round(d.x * 10) / 10, Math.round(d.y * 10) / 10, d.button === 0 ? 1 : 0);
+    }
+  }
+
+  // -- drawing --------------------------------------------------------------------------
+  render() {
+    if (!this.image) return;
+    const ctx = this.ctx;
+    const { width: w, height: h } = this.image;
+    ctx.clearRect(0, 0, w, h);
+    ctx.drawImage(this.image.bitmap, 0, 0);
+    for (const m of this.masks) if (m !== this.cur.editing) ctx.drawImage(m.canvas, 0, 0);
+    if (this.workCanvas) ctx.drawImage(this.workCanvas, 0, 0);
+    const s = Math.max(w, h) / 400;
+    for (const p of this.cur.points) {
+      ctx.beginPath();
+      ctx.arc(p.x, p.y, 4 * s, 0, 2 * Math.PI);
+      ctx.fillStyle = p.label ? "#2ecc40" : "#ff4136";
+      ctx.fill();
+      ctx.lineWidth = s;
+      ctx.strokeStyle = "#fff";
+      ctx.stroke();
+    }
+    ctx.lineWidth = 1.5 * s;
+    ctx.strokeStyle = "#ffdc00";
+    const b = this.cur.box;
+    if (b) ctx.strokeRect(b[0], b[1], b[2] - b[0], b[3] - b[1]);
+    if (this.drag && this.drag.to) {
+      const [x, y] = this.drag.to;
+      ctx.setLineDash([6 * s, 4 * s]);
+      ctx.strokeRect(this.drag.x, this.drag.y, x - this.drag.x, y - this.drag.y);
+      ctx.setLineDash([]);
+    }
+  }
+}

@@ -1,0 +1,234 @@
+// The page: token, image queue, saved-mask list, keyboard shortcuts; the canvas work is in
+// annotator.js. No build step: plain ES modules.
+import { Api, ApiError } from "./api.js";
+import { Annotator } from "./annotator.js";
+
+const $ = (sel) => document.querySelector(sel);
+
+function readToken() {
+  const m = /token=([^&]+)/.exec(location.hash);
+  if (m) {
+    localStorage.setItem("maskengine-token", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search); // keep the token out of the address bar
+  }
+  return localStorage.getItem("maskengine-token");
+}
+
+class App {
+  constructor(api) {
+    this.api = api;
+    this.image = null;
+    this.model = null;
+    this.canvas = $("#canvas");
+    this.ann = new Annotator(this.canvas, {
+      predict: (body) => this.predict(body),
+      onChange: () => this.showCandidates(),
+    });
+    document.addEventListener("keydown", (e) => this.onKey(e));
+    $("#next").addEventListener("click", () => this.step(false));
+    $("#prev").addEventListener("click", () => this.step(true));
+    $("#done").addEventListener("click", () => this.finishImage());
+    $("#accept").addEventListener("click", () => this.accept());
+    for (const t of ["prompt", "brush", "eraser"]) {
+      $(`#tool-${t}`).addEventListener("click", () => this.setTool(t));
+    }
+  }
+
+  status(text, error = false) {
+    const el = $("#status");
+    el.textContent = text;
+    el.classList.toggle("error", error);
+  }
+
+  async start() {
+    try {
+      const me = await this.api.get("/me");
+      this.model = await this.api.get("/model");
+      $("#user").textContent = `${me.name} (${me.role}) · model ${this.model.name} r${this.model.round}`;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return showLogin("token refused");
+      throw err;
+    }
+    $("#login").hidden = true;
+    $("#main").hidden = false;
+    const wanted = Number(new URLSearchParams(location.search).get("image"));
+    if (wanted) return this.open(wanted);
+    try {
+      const first = await this.api.get("/images/next");
+      await this.open(first.id);
+    } catch (err) {
+      this.status(err.status === 404 ? "no image left to annotate" : String(err), true);
+    }
+  }
+
+  async open(id) {
+    this.canvas.dataset.ready = "0";
+    this.status("loading image…");
+    const image = await this.api.get(`/images/${id}`); // also starts its embedding
+    const [bitmap, masks] = await Promise.all([
+      this.api.imageBitmap(id), this.api.get(`/images/${id}/masks`),
+    ]);
+    this.image = image;
+    this.ann.setImage(image, bitmap);
+    this.ann.setMasks(masks);
+    this.renderList(masks);
+    $("#image-name").textContent = `#${image.id} ${image.file_name} (${image.width}×${image.height}, ${image.split}, ${image.status})`;
+    history.replaceState(null, "", `?image=${id}`);
+    this.canvas.dataset.ready = "1";
+    this.status("click an object");
+  }
+
+  async reloadMasks() {
+    const masks = await this.api.get(`/images/${this.image.id}/masks`);
+    this.ann.setMasks(masks);
+    this.renderList(masks);
+  }
+
+  renderList(masks) {
+    const list = $("#mask-list");
+    list.replaceChildren();
+    masks.forEach((m, i) => {
+      const li = document.createElement("li");
+      li.dataset.id = m.id;
+      const iou = m.predicted_iou === null ? "" : ` · IoU ${m.predicted_iou.toFixed(2)}`;
+      li.textContent = `#${m.id} · ${m.area} px · ${m.source}${iou} · ${m.review_state}`;
+      li.addEventListener("click", () => this.ann.select(this.ann.masks[i]));
+      list.append(li);
+    });
+    $("#mask-count").textContent = String(masks.length);
+  }
+
+  async predict(body) {
+    try {
+      this.status("thinking…");
+      const t = performance.now();
+      const res = await this.api.post(`/images/${this.image.id}/predict`, body);
+      this.status(`${res.candidates.length} candidates in ${Math.round(performance.now() - t)} ms`);
+      return res;
+    } catch (err) {
+      this.status(`prediction failed: ${err.message}`, true);
+      return null;
+    }
+  }
+
+  showCandidates() {
+    const c = this.ann.cur;
+    const el = $("#candidates");
+    if (c.editing) el.textContent = `editing mask #${c.editing.id}`;
+    else if (!c.cands.length) el.textContent = c.bits ? "painted mask" : "no mask";
+    else {
+      const edited = c.edited ? " (edited)" : "";
+      el.textContent = `candidate ${c.sel + 1}/${c.cands.length} · IoU ${c.cands[c.sel].score.toFixed(3)}${edited}`;
+    }
+  }
+
+  async accept() {
+    const r = this.ann.result();
+    if (!r) return this.status("nothing to accept", true);
+    try {
+      if (r.editing) {
+        await this.api.put(`/masks/${r.editing.id}`, {
+          version: r.editing.version, counts: r.counts, interaction: r.interaction,
+        });
+      } else {
+        await this.api.post(`/images/${this.image.id}/masks`, {
+          counts: r.counts, source: "manual", model_version_id: this.model.id,
+          predicted_iou: r.score, interaction: r.interaction,
+        });
+      }
+      this.status(`saved (${r.interaction.n_clicks} clicks, ${r.interaction.seconds.toFixed(1)} s)`);
+      this.ann.clear();
+    } catch (err) {
+      const what = err.status === 409 ? "conflict: " : "save failed: ";
+      this.status(what + err.message, true);
+    }
+    await this.reloadMasks();
+  }
+
+  async deleteSelected() {
+    const m = this.ann.cur.editing;
+    if (!m) return;
+    try {
+      await this.api.del(`/masks/${m.id}?version=${m.version}`);
+      this.status(`deleted mask #${m.id}`);
+    } catch (err) {
+      this.status(`delete failed: ${err.message}`, true);
+    }
+    this.ann.clear();
+    await this.reloadMasks();
+  }
+
+  async step(backwards) {
+    if (!this.image) return;
+    try {
+      const q = `?after=${this.image.id}&backwards=${backwards}&todo_only=false`;
+      const im = await this.api.get(`/images/next${q}`);
+      await this.open(im.id);
+    } catch (err) {
+      this.status(String(err.message), true);
+    }
+  }
+
+  async finishImage() {
+    await this.api.put(`/images/${this.image.id}/status`, { status: "done" });
+    try {
+      const im = await this.api.get(`/images/next?after=${this.image.id}`);
+      await this.open(im.id);
+    } catch (err) {
+      this.status(err.status === 404 ? "all images done" : err.message, err.status !== 404);
+    }
+  }
+
+  setTool(tool) {
+    this.ann.tool = tool;
+    for (const t of ["prompt", "brush", "eraser"]) {
+      $(`#tool-${t}`).classList.toggle("active", t === tool);
+    }
+    this.canvas.dataset.tool = tool;
+  }
+
+  onKey(e) {
+    if (!this.image || e.target.tagName === "INPUT") return;
+    const k = e.key;
+    const act = {
+      Enter: () => this.accept(),
+      Escape: () => this.ann.clear(),
+      Tab: () => this.ann.cycle(),
+      Delete: () => this.deleteSelected(),
+      ArrowRight: () => this.step(false),
+      ArrowLeft: () => this.step(true),
+      d: () => this.step(false),
+      a: () => this.step(true),
+      f: () => this.finishImage(),
+      v: () => this.setTool("prompt"),
+      b: () => this.setTool("brush"),
+      e: () => this.setTool("eraser"),
+      "[": () => { this.ann.brush = Math.max(1, this.ann.brush - 2); },
+      "]": () => { this.ann.brush += 2; },
+    };
+    if ((e.ctrlKey || e.metaKey) && k.toLowerCase() === "z") {
+      e.preventDefault();
+      this.ann.undo();
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const f = act[k] || act[k.toLowerCase()];
+    if (f) { e.preventDefault(); f(); }
+  }
+}
+
+function showLogin(message) {
+  $("#main").hidden = true;
+  $("#login").hidden = false;
+  $("#auth-error").textContent = message || "";
+}
+
+const app = new App(new Api(readToken()));
+$("#login-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  app.api.token = $("#token").value.trim();
+  localStorage.setItem("maskengine-token", app.api.token);
+  app.start();
+});
+if (app.api.token) app.start();
+else showLogin("");
