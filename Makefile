@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup test lint bench bench-reference demo clean
+.PHONY: setup chromium test lint bench bench-reference demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,server]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Browser tests drive Debian's Chromium; Playwright's own browser download does not work here.
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
+
+setup: $(STAMP) chromium
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
