@@ -1,0 +1,190 @@
+"""Predict latency of the annotation server over HTTP, with the image embedding cached.
+
+For each model (the bundled `tiny` and `vit_b` dimensions with random weights): a project
+of one 640x480 image, `maskengine serve` in a subprocess with --threads (2 by default), the
+embedding computed once, then click sequences (4 clicks each; clicks after the first send
+the previous best mask back as mask_input) from 1 and from 8 concurrent clients. Baseline in
+the same command: the same prompts through `Segmenter.predict` in process, no HTTP.
+
+    python benchmarks/interactive.py                  # both models, writes results JSON
+    python benchmarks/interactive.py --models tiny --requests 100
+
+Prints p50 / p99 per setting and writes benchmarks/results/interactive.json. The client
+runs on the same machine as the server and takes some of its CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+from maskengine.engine.segmenter import ImageRef, ModelSpec, Segmenter, make_prompt
+from maskengine.engine.store import init_project
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE = ROOT / "tests" / "fixtures" / "reference" / "image0.png"  # 640 x 480
+RESULTS = Path(__file__).resolve().parent / "results"
+CLICKS = 4
+
+
+def stats(ms: list[float]) -> dict:
+    a = np.asarray(ms)
+    return {"n": len(a), "p50_ms": round(float(np.percentile(a, 50)), 2),
+            "p99_ms": round(float(np.percentile(a, 99)), 2),
+            "mean_ms": round(float(a.mean()), 2)}
+
+
+def clicks(rng: np.random.Generator, n: int) -> list[list[dict]]:
+    """n requests' point lists, in sequences of CLICKS growing clicks."""
+    out = []
+    while len(out) < n:
+        pts: list[dict] = []
+        for _ in range(CLICKS):
+            pts = [*pts, {"x": float(rng.uniform(0, 640)), "y": float(rng.uniform(0, 480)),
+                          "label": int(rng.random() < 0.75)}]
+            out.append(pts)
+    return out[:n]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def in_process(model_name: str, requests: int, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = ModelSpec(model_name).load()
+        seg = Segmenter(model, 0, Path(tmp))
+        ref = ImageRef(id=1, path=IMAGE, sha256="bench", height=480, width=640)
+        seg.embedding(ref)
+        times, prev = [], None
+        for i, pts in enumerate(clicks(np.random.default_rng(0), requests + 10)):
+            prompt = make_prompt(ref, points=[(p["x"], p["y"], p["label"]) for p in pts],
+                                 box=None, low_res_size=seg.low_res_size,
+                                 mask_input=prev if len(pts) > 1 else None)
+            t0 = time.perf_counter()
+            best = seg.predict(ref, prompt)[0]
+            if i >= 10:
+                times.append((time.perf_counter() - t0) * 1000)
+            prev = best.low_res.astype("<f2").tobytes()
+        seg.close()
+    return stats(times)
+
+
+def client_run(url: str, token: str, pts_list: list[list[dict]], out: list[float],
+               sizes: list[int]) -> None:
+    prev = None
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                      timeout=120) as c:
+        for pts in pts_list:
+            body = {"points": pts, "mask_input": prev if len(pts) > 1 else None}
+            t0 = time.perf_counter()
+            r = c.post("/api/images/1/predict", json=body)
+            out.append((time.perf_counter() - t0) * 1000)
+            r.raise_for_status()
+            sizes.append(len(r.content))
+            prev = r.json()["candidates"][0]["low_res"]
+
+
+def over_http(model_name: str, requests: int, threads: int, clients_list: list[int]) -> dict:
+    res: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        images = Path(tmp) / "images"
+        images.mkdir()
+        shutil.copy(IMAGE, images / "image0.png")
+        project, token = init_project(Path(tmp) / "project", images)
+        project.close()
+        port = free_port()
+        cmd = [sys.executable, "-c", "from maskengine.cli import app; app()", "serve",
+               str(Path(tmp) / "project"), "--port", str(port), "--model", model_name,
+               "--threads", str(threads)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                try:
+                    if httpx.get(f"{url}/api/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            t0 = time.perf_counter()
+            httpx.post(f"{url}/api/images/1/embedding", timeout=600,
+                       headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+            res["encoder_s"] = round(time.perf_counter() - t0, 2)
+            warm: list[float] = []
+            client_run(url, token, clicks(np.random.default_rng(1), 10), warm, [])
+            for n_clients in clients_list:
+                per = max(requests // n_clients, 25)
+                times: list[list[float]] = [[] for _ in range(n_clients)]
+                sizes: list[int] = []
+                ths = [threading.Thread(target=client_run, args=(
+                    url, token, clicks(np.random.default_rng(100 + k), per), times[k], sizes))
+                    for k in range(n_clients)]
+                t0 = time.perf_counter()
+                for t in ths:
+                    t.start()
+                for t in ths:
+                    t.join()
+                wall = time.perf_counter() - t0
+                flat = [x for ts in times for x in ts]
+                res[f"http_{n_clients}_clients"] = {
+                    **stats(flat), "requests_per_s": round(len(flat) / wall, 1),
+                    "response_kb": round(float(np.mean(sizes)) / 1024, 1)}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=["tiny", "vit_b"])
+    ap.add_argument("--requests", type=int, default=200, help="requests per setting")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of the server")
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--out", default="interactive", help="results/<out>.json")
+    args = ap.parse_args()
+    results: dict = {
+        "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                        "cpu_count": os.cpu_count(), "server_threads": args.threads,
+                        "load_avg_at_start": os.getloadavg()[0]},
+        "settings": {"requests": args.requests, "clicks_per_sequence": CLICKS,
+                     "image": "640x480", "clients": args.clients},
+        "models": {},
+    }
+    for name in args.models:
+        r = {"in_process_1_client": in_process(name, args.requests, args.threads),
+             **over_http(name, args.requests, args.threads, args.clients)}
+        results["models"][name] = r
+        print(f"{name}: encoder {r['encoder_s']} s (once per image)")
+        for key, v in r.items():
+            if isinstance(v, dict):
+                print(f"  {key:22s} p50 {v['p50_ms']:8.1f} ms  p99 {v['p99_ms']:8.1f} ms")
+    results["environment"]["load_avg_at_end"] = os.getloadavg()[0]
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{args.out}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
