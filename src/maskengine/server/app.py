@@ -93,10 +93,6 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
         detail = [{"loc": list(exc.field), "msg": exc.message, "type": "value_error"}]
         return JSONResponse({"detail": detail}, status_code=422)
 
-    @app.exception_handler(ValueError)
-    async def _value(_req: Request, exc: ValueError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         # The page holds no project data; it asks for a token before calling the API.
