@@ -18,6 +18,7 @@ from maskengine.engine.export import ExportConfig, export_project
 from maskengine.engine.models import Base, Image, Role, User
 from maskengine.engine.services import InteractionData, create_mask
 from maskengine.engine.store import Project, ProjectError, hash_token, init_project
+from maskengine.masks import decode_rle
 
 REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "reference"
 
@@ -93,8 +94,7 @@ def test_export_sa1b_and_coco(tmp_path, images) -> None:
     ann = doc["annotations"][0]
     assert ann["bbox"] == [200.0, 100.0, 60.0, 50.0] and ann["area"] == 3000
     assert ann["point_coords"] == [[230.0, 120.0]] and ann["predicted_iou"] == 0.9
-    seg = {"size": ann["segmentation"]["size"], "counts": ann["segmentation"]["counts"].encode()}
-    assert (mask_utils.decode(seg) == m).all()
+    assert (decode_rle(ann["segmentation"]) == m).all()
     export_project(project, tmp_path / "coco.json", ExportConfig(format="coco"))
     coco = json.loads((tmp_path / "coco.json").read_text())
     assert len(coco["images"]) == 2 and coco["annotations"][0]["image_id"] == 1

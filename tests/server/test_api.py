@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pycocotools import mask as mask_utils
 
+from maskengine.masks import decode_rle
+
 from .conftest import DISK, REFERENCE
 
 IMAGE0 = 1  # image0.png, 640 x 480 (images are registered in file-name order)
@@ -23,7 +25,7 @@ def _predict(client: TestClient, image_id: int = IMAGE0, **body) -> dict:
 
 
 def _decode(counts: str, h: int = 480, w: int = 640) -> np.ndarray:
-    return mask_utils.decode({"size": [h, w], "counts": counts.encode()}) > 0
+    return decode_rle({"size": [h, w], "counts": counts})
 
 
 def test_health_needs_no_token_everything_else_does(client: TestClient) -> None:
