@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup chromium test lint bench bench-reference demo clean
+.PHONY: setup system-packages test lint bench bench-reference demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,10 +16,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Browser tests drive Debian's Chromium; Playwright's own browser download does not work here.
-chromium:
+# Store tests on PostgreSQL start a throwaway cluster from Debian's postgresql package.
+system-packages:
 	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -q && apt-get install -y -q postgresql)
 
-setup: $(STAMP) chromium
+setup: $(STAMP) system-packages
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

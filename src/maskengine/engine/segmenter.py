@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +145,7 @@ class Segmenter:
         self.model = model
         self.model_version_id = model_version_id
         self.transform = ResizeLongestSide(model.config.image_size)
+        self._decode_lock = threading.Lock()
         self.cache = EmbeddingCache(
             cache_root, model_version_id, self._encode, memory_items=memory_items
         )
@@ -184,10 +186,13 @@ class Segmenter:
             masks = torch.as_tensor(prompt.mask_input, dtype=torch.float, device=dev)[None, None]
         if points is None and boxes is None and masks is None:
             raise ValueError("give at least one prompt: points, box or mask_input")
-        low_res, iou = self.model.decode(feats, points, boxes, masks, prompt.multimask)
         input_size = preprocess_shape(image.height, image.width, self.model.config.image_size)
-        full = self.model.postprocess_masks(low_res, input_size, size)[0]
-        full_np = (full > self.model.mask_threshold).cpu().numpy()
+        # One decode at a time: concurrent ones would only split the same cores (each torch
+        # call already uses all intra-op threads) and all finish late; RLE runs outside.
+        with self._decode_lock:
+            low_res, iou = self.model.decode(feats, points, boxes, masks, prompt.multimask)
+            full = self.model.postprocess_masks(low_res, input_size, size)[0]
+            full_np = (full > self.model.mask_threshold).cpu().numpy()
         low_np = low_res[0].cpu().numpy().astype(np.float16)
         scores = iou[0].cpu().numpy()
         out = []
