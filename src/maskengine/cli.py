@@ -197,5 +197,70 @@ def serve(project: str, settings: Any) -> None:
                 log_level="warning")
 
 
+def _generator_config():
+    from .generator import GeneratorConfig
+
+    return GeneratorConfig
+
+
+@app.command()
+@config_options(_generator_config())
+def auto(
+    images: list[str] = typer.Argument(..., help="Image files or folders (searched recursively)."),
+    out: str = typer.Option(..., "--out", help="Output folder: one SA-1B JSON per image."),
+    model: str | None = typer.Option(
+        None, "--model", help="vit_b, vit_l, vit_h, tiny, or a SamConfig JSON file; inferred "
+        "from the checkpoint when omitted."),
+    checkpoint: str | None = typer.Option(None, "--checkpoint", help="Weights (state_dict)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, mps..."),
+    overlay: bool = typer.Option(False, "--overlay", help="Also write <name>.overlay.png."),
+    max_pixels: int = typer.Option(
+        50_000_000, "--max-pixels", help="Larger images are listed in errors.jsonl, skipped."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
+    config: Any = None,
+) -> None:
+    """Fully automatic masks for every image under IMAGES, as SA-1B JSON files (COCO RLE,
+    whatever --output-mode says); resumes, and lists bad images in errors.jsonl."""
+    import dataclasses
+
+    from .engine.auto import run_auto
+    from .generator import MaskGenerator
+
+    try:
+        sam = _load_model(model, checkpoint, device)
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    gen = MaskGenerator(sam, dataclasses.replace(config, output_mode="coco_rle"))
+    try:
+        s = run_auto(images, out, gen, overlay=overlay, max_pixels=max_pixels,
+                     progress=progress)
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"{s.total} images: {s.processed} annotated, {s.skipped} already done, "
+               f"{s.failed} failed (see {out}/errors.jsonl); {s.masks} masks in "
+               f"{s.seconds:.1f} s")
+
+
+def _load_model(model: str | None, checkpoint: str | None, device: str):  # noqa: ANN202
+    """A model by registered name, SamConfig JSON file or checkpoint alone."""
+    import json
+    from pathlib import Path
+
+    from .config import SamConfig
+    from .modeling import create_model
+
+    spec: str | SamConfig | None = model
+    if model is not None and model.endswith(".json"):
+        if not Path(model).is_file():
+            raise FileNotFoundError(f"model config {model} does not exist")
+        spec = SamConfig(**json.loads(Path(model).read_text()))
+    return create_model(spec, checkpoint=checkpoint, device=device)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

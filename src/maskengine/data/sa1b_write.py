@@ -1,0 +1,90 @@
+"""Writing SA-1B files: one JSON per image, written atomically.
+
+{"image": {image_id, width, height, file_name}, "annotations": [{id, segmentation (COCO RLE,
+counts as a string), bbox (XYWH), area, predicted_iou, stability_score, crop_box (XYWH),
+point_coords [[x, y]]}]}. Reading is `maskengine.data.sa1b`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..masks import compress_rle, encode_rle
+
+
+@dataclass(frozen=True)
+class SA1BImage:
+    image_id: int
+    width: int
+    height: int
+    file_name: str
+
+
+@dataclass(frozen=True)
+class SA1BAnnotation:
+    """One mask. segmentation: {"size": [H, W], "counts": str}; boxes XYWH pixels."""
+
+    id: int
+    segmentation: dict
+    bbox: list[int]
+    area: int
+    predicted_iou: float
+    stability_score: float
+    crop_box: list[int]
+    point_coords: list[list[float]]
+
+    @classmethod
+    def from_record(cls, record: Any, ann_id: int) -> SA1BAnnotation:
+        """A generator record (any output mode) -> annotation with COCO RLE."""
+        seg = record.segmentation
+        seg = encode_rle(seg) if not isinstance(seg, dict) else compress_rle(seg)
+        return cls(
+            id=ann_id, segmentation=seg, bbox=[int(v) for v in record.bbox],
+            area=int(record.area), predicted_iou=float(record.predicted_iou),
+            stability_score=float(record.stability_score),
+            crop_box=[int(v) for v in record.crop_box],
+            point_coords=[[float(x), float(y)] for x, y in record.point_coords],
+        )
+
+
+@dataclass(frozen=True)
+class SA1BFile:
+    image: SA1BImage
+    annotations: list[SA1BAnnotation]
+
+    def to_dict(self) -> dict:
+        return {"image": asdict(self.image), "annotations": [asdict(a) for a in self.annotations]}
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a kill leaves either the old file or the new one:
+    a temp file beside it, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_sa1b(path: str | os.PathLike, file: SA1BFile) -> None:
+    """Write one image's SA-1B JSON atomically."""
+    write_atomic(Path(path), json.dumps(file.to_dict(), separators=(",", ":")).encode())
+
+
+def is_complete_sa1b(path: str | os.PathLike) -> bool:
+    """Whether `path` holds a whole SA-1B JSON (what a finished write leaves)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(data, dict) and isinstance(data.get("image"), dict)
+            and isinstance(data.get("annotations"), list))
