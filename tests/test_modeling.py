@@ -87,7 +87,7 @@ def test_decoder_shared_image_equals_repeated_image(reference_model):
     with torch.no_grad():
         shared = reference_model.decode(emb, pts)
         copied = reference_model.decode(emb.expand(4, -1, -1, -1).contiguous(), pts)
-    torch.testing.assert_close(shared, copied, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shared, copied, atol=1e-4, rtol=1e-4)
 
 
 def test_import_does_not_load_torchvision():

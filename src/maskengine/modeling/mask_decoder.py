@@ -12,14 +12,11 @@ from .common import MLP, LayerNorm2d
 from .transformer import TwoWayTransformer
 
 
-def conv_transpose_2x2(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
-    """A 2x2, stride-2 transposed convolution on channels-last B x H x W x Cin, as one
-    matmul (each input pixel maps to its own 2x2 output block) -> B x 2H x 2W x Cout."""
-    b, h, w, _ = x.shape
-    cout = conv.weight.shape[1]
-    y = x @ conv.weight.reshape(conv.weight.shape[0], cout * 4)  # B x H x W x (Cout*2*2)
-    y = y.view(b, h, w, cout, 2, 2).permute(0, 1, 4, 2, 5, 3).reshape(b, 2 * h, 2 * w, cout)
-    return y + conv.bias
+def _as_matmul(conv: nn.ConvTranspose2d) -> torch.Tensor:
+    """A 2x2, stride-2 transposed convolution maps each input pixel to its own 2x2 output
+    block: one matmul Cin -> (2 x 2 x Cout), output channels last."""
+    cin, cout = conv.weight.shape[:2]
+    return conv.weight.permute(0, 2, 3, 1).reshape(cin, 4 * cout)
 
 
 class MaskDecoder(nn.Module):
@@ -68,6 +65,27 @@ class MaskDecoder(nn.Module):
         sl = slice(1, None) if multimask_output else slice(0, 1)
         return masks[:, sl], iou[:, sl]
 
+    def upscale_masks(self, src: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
+        """Image tokens B x (E E) x C (row-major) and hypernetwork weights B x M x C/8 ->
+        mask logits B x M x 4E x 4E.
+
+        Pixels stay in block order (h, w, i1, j1, i2, j2) through both upscaling steps, so
+        channels are always last (no permute of the wide tensors); only the M-channel
+        result is put in image order at the end.
+        """
+        up0, ln, _, up1, _ = self.output_upscaling
+        b, n, _ = src.shape
+        e = int(round(n**0.5))
+        # addmm fuses the bias (tiled over the 2x2 block) into the matmul.
+        x = torch.addmm(up0.bias.repeat(4), src.reshape(b * n, -1), _as_matmul(up0))
+        x = F.gelu(F.layer_norm(x.view(b * n * 4, -1), (ln.weight.shape[0],), ln.weight,
+                                ln.bias, ln.eps))
+        x = F.gelu(torch.addmm(up1.bias.repeat(4), x, _as_matmul(up1))).view(b, n * 16, -1)
+        masks = torch.bmm(hyper, x.transpose(1, 2))  # B x M x (E E 16)
+        m = masks.shape[1]
+        masks = masks.view(b, m, e, e, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
+        return masks.reshape(b, m, 4 * e, 4 * e)
+
     def predict_masks(
         self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
         sparse: torch.Tensor, dense: torch.Tensor,
@@ -82,16 +100,9 @@ class MaskDecoder(nn.Module):
         iou_out = hs[:, 0, :]
         mask_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
 
-        e = image_embeddings.shape[-1]
-        src = src.expand(b, -1, -1).reshape(b, e, e, -1)  # channels-last B x E x E x C
-        up0, ln, _, up1, _ = self.output_upscaling
-        x = conv_transpose_2x2(src, up0)
-        x = F.gelu(F.layer_norm(x, (x.shape[-1],), ln.weight, ln.bias, ln.eps))
-        x = F.gelu(conv_transpose_2x2(x, up1))  # B x 4E x 4E x C/8
         hyper = torch.stack(
             [mlp(mask_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
             dim=1,
         )  # B x (M+1) x C/8
-        h = x.shape[1]
-        masks = torch.bmm(hyper, x.reshape(b, h * h, -1).transpose(1, 2)).view(b, -1, h, h)
+        masks = self.upscale_masks(src.expand(b, -1, -1), hyper)
         return masks, self.iou_prediction_head(iou_out)
