@@ -1,0 +1,344 @@
+"""The paper's evaluation protocol: interactive mIoU, clicks-to-target and proposal recall.
+
+Interactive: each ground-truth mask is segmented by simulated clicks. The first click is
+the point farthest from the object's boundary; every later click is the point farthest
+from the boundary of the larger error region (missed pixels -> positive click, spurious
+pixels -> negative click), with the previous low-res logits fed back as the mask prompt.
+The first click asks for 3 masks, later clicks for the single mask (as in training). Two
+runs per object:
+  default  the model's most confident of the 3 masks after the first click;
+  oracle   the best of the 3 against the ground truth (later clicks follow from it).
+Reported: mIoU after 1, 2, 3, 5, 9 clicks, and NoC@85 / NoC@90, the clicks needed to
+reach IoU 0.85 / 0.90 (`max_clicks` when never reached; NoF counts those objects).
+
+Proposals: AR@k, recall averaged over IoU thresholds 0.50:0.05:0.95 with the top-k
+proposals by score, one-to-one greedy matching (the COCO procedure), pooled over images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+REPORT_CLICKS = (1, 2, 3, 5, 9)
+THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+
+
+class ClickPredictor(Protocol):
+    """What the interactive evaluation needs: `maskengine.Predictor` fits it."""
+
+    def set_image(self, image: np.ndarray) -> None: ...
+
+    def predict_batch(
+        self, point_coords: np.ndarray | None = None, point_labels: np.ndarray | None = None,
+        boxes: np.ndarray | None = None, mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """K x N x 2 (x, y) original-frame points, K x N labels, K x 1 x L x L logits ->
+        masks K x C x H x W bool, scores K x C, low-res logits K x C x L x L."""
+        ...
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of ... x H x W bool arrays, pairwise over leading dims (empty vs empty = 1)."""
+    inter = np.logical_and(a, b).sum((-2, -1))
+    union = np.logical_or(a, b).sum((-2, -1))
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+def _farthest(region: np.ndarray) -> tuple[float, int, int]:
+    """(distance, x, y) of the pixel of `region` (H x W bool) farthest from its boundary;
+    the image border counts as boundary."""
+    padded = np.pad(region.astype(np.uint8), 1)
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    idx = int(np.argmax(dist))
+    y, x = divmod(idx, region.shape[1])
+    return float(dist[y, x]), x, y
+
+
+def next_click(gt: np.ndarray, pred: np.ndarray) -> tuple[int, int, int] | None:
+    """The next simulated click for ground truth `gt` given prediction `pred` (H x W bool):
+    (x, y, label) with label 1 inside a missed region, 0 inside a spurious one; None when
+    the prediction is exact."""
+    missed = gt & ~pred
+    spurious = pred & ~gt
+    d_miss, xm, ym = _farthest(missed)
+    d_spur, xs, ys = _farthest(spurious)
+    if d_miss == 0 and d_spur == 0:
+        return None
+    return (xm, ym, 1) if d_miss >= d_spur else (xs, ys, 0)
+
+
+def interactive_ious(
+    predictor: ClickPredictor, image: np.ndarray, masks: np.ndarray, *, max_clicks: int = 20,
+    oracle: bool = False, feed_mask: bool = True,
+) -> np.ndarray:
+    """IoU after 1..max_clicks clicks for each mask: K x max_clicks float.
+
+    image: H x W x 3 uint8; masks: K x H x W bool in the image frame. An object whose
+    prediction becomes exact keeps that IoU for the remaining clicks."""
+    k = len(masks)
+    out = np.zeros((k, max_clicks))
+    if k == 0:
+        return out
+    predictor.set_image(image)
+    pred = np.zeros_like(masks)
+    coords = np.zeros((k, 0, 2))
+    labels = np.zeros((k, 0))
+    prev: np.ndarray | None = None
+    done = np.zeros(k, bool)
+    rows = np.arange(k)
+    for n in range(max_clicks):
+        new = np.zeros((k, 1, 2))
+        lab = np.zeros((k, 1))
+        for i in range(k):
+            click = None if done[i] else next_click(masks[i], pred[i])
+            if click is None:  # exact already: repeat the last click, ignore the answer
+                done[i] = True
+                new[i, 0], lab[i, 0] = coords[i, -1], labels[i, -1]
+            else:
+                new[i, 0], lab[i, 0] = click[:2], click[2]
+        coords = np.concatenate([coords, new], 1)
+        labels = np.concatenate([labels, lab], 1)
+        m, scores, logits = predictor.predict_batch(
+            coords, labels, mask_input=prev if feed_mask else None, multimask_output=n == 0)
+        if n == 0:
+            choice = (mask_iou(m, masks[:, None]).argmax(1) if oracle
+                      else np.asarray(scores).argmax(1))
+        else:
+            choice = np.zeros(k, int)
+        answer = m[rows, choice]
+        pred = np.where(done[:, None, None], pred, answer)
+        prev = logits[rows, choice][:, None]
+        out[:, n] = mask_iou(pred, masks)
+    return out
+
+
+def clicks_to(ious: np.ndarray, threshold: float) -> np.ndarray:
+    """K x C IoU curves -> clicks needed to reach `threshold` (C where never reached)."""
+    hit = ious >= threshold
+    return np.where(hit.any(1), hit.argmax(1) + 1, ious.shape[1])
+
+
+@dataclass(frozen=True)
+class InteractiveReport:
+    """Per-object IoU curves (K x C) of the default and oracle runs, and their summary."""
+
+    default: np.ndarray
+    oracle: np.ndarray
+
+    def summary(self) -> dict:
+        out: dict = {"objects": int(len(self.default)), "max_clicks": int(self.default.shape[1])}
+        for name, curves in (("default", self.default), ("oracle", self.oracle)):
+            c = curves.shape[1]
+            res = {f"miou@{n}": float(curves[:, n - 1].mean()) for n in REPORT_CLICKS if n <= c}
+            for t in (0.85, 0.90):
+                noc = clicks_to(curves, t)
+                res[f"noc@{int(t * 100)}"] = float(noc.mean())
+                res[f"nof@{int(t * 100)}"] = int((curves.max(1) < t).sum())
+            out[name] = res
+        return out
+
+
+def evaluate_interactive(
+    predictor: ClickPredictor, samples: Iterable[tuple[np.ndarray, np.ndarray]], *,
+    max_clicks: int = 20, feed_mask: bool = True, on_image: object = None,
+) -> InteractiveReport:
+    """Run both protocols over (image H x W x 3 uint8, masks K x H x W bool) pairs.
+    on_image: optional callable(objects_in_image) for progress."""
+    default, oracle = [], []
+    for image, masks in samples:
+        default.append(interactive_ious(predictor, image, masks, max_clicks=max_clicks,
+                                        feed_mask=feed_mask))
+        oracle.append(interactive_ious(predictor, image, masks, max_clicks=max_clicks,
+                                       oracle=True, feed_mask=feed_mask))
+        if callable(on_image):
+            on_image(len(masks))
+    empty = np.zeros((0, max_clicks))
+    return InteractiveReport(np.concatenate(default or [empty]),
+                             np.concatenate(oracle or [empty]))
+
+
+# -- proposals ------------------------------------------------------------------------
+
+
+@dataclass
+class RecallCounter:
+    """Pools matches over images for AR@k: matched[k][t] GT masks found at threshold t."""
+
+    ks: Sequence[int] = (100, 1000)
+    gt_total: int = 0
+    matched: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def add(self, proposals: np.ndarray, scores: np.ndarray, gt: np.ndarray) -> None:
+        """proposals P x H x W bool, scores P, gt G x H x W bool (one image)."""
+        self.gt_total += len(gt)
+        order = np.argsort(-np.asarray(scores), kind="stable")
+        flat_p = proposals[order].reshape(len(order), -1)
+        flat_g = gt.reshape(len(gt), -1)
+        for k in self.ks:
+            counts = self.matched.setdefault(k, np.zeros(len(THRESHOLDS)))
+            top = flat_p[:k]
+            if len(top) == 0 or len(gt) == 0:
+                continue
+            inter = top.astype(np.float32) @ flat_g.T.astype(np.float32)
+            union = top.sum(1)[:, None] + flat_g.sum(1)[None] - inter
+            iou = inter / np.maximum(union, 1)
+            for ti, t in enumerate(THRESHOLDS):
+                counts[ti] += _greedy_matches(iou, t)
+
+    def summary(self) -> dict:
+        out = {"gt_masks": self.gt_total}
+        for k in self.ks:
+            counts = self.matched.get(k, np.zeros(len(THRESHOLDS)))
+            out[f"ar@{k}"] = float((counts / max(self.gt_total, 1)).mean())
+        return out
+
+
+def _greedy_matches(iou: np.ndarray, threshold: float) -> int:
+    """Proposals in score order (rows) each take the best still-free GT (columns) with IoU
+    >= threshold; returns how many GT were taken."""
+    free = np.ones(iou.shape[1], bool)
+    n = 0
+    for row in iou:
+        cand = np.where(free & (row >= threshold), row, -1.0)
+        j = int(cand.argmax())
+        if cand[j] >= 0:
+            free[j] = False
+            n += 1
+    return n
+
+
+# -- the `maskengine eval` job ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What `maskengine eval` measures, on which data, with which model."""
+
+    model: str = field(default="tiny", metadata={"help": "registered size or SamConfig JSON"})
+    checkpoint: str | None = field(default=None, metadata={
+        "help": "weights (default: the bundled ones for tiny)"})
+    data: str = field(default="synthetic", metadata={
+        "help": "'synthetic', an SA-1B folder, or a COCO instances JSON"})
+    coco_images: str | None = field(default=None, metadata={"help": "image folder for COCO"})
+    num_images: int = field(default=20, metadata={"help": "images evaluated"})
+    data_seed: int = field(default=1000, metadata={
+        "help": "synthetic seed (training uses 0: other seeds are unseen scenes)"})
+    scene_size: int = field(default=256, metadata={"help": "synthetic scene side"})
+    max_masks: int = field(default=0, metadata={"help": "masks per image (0: all)"})
+    max_mask_fraction: float = field(default=0.9, metadata={"help": "drop larger masks"})
+    max_clicks: int = field(default=20, metadata={"help": "clicks per object at most"})
+    feed_mask: bool = field(default=True, metadata={"help": "feed back previous logits"})
+    proposals: bool = field(default=False, metadata={
+        "help": "also measure AR@100/1000 of the automatic mask generator"})
+    points_per_side: int = field(default=32, metadata={"help": "generator grid for AR@k"})
+    out: str | None = field(default=None, metadata={"help": "write the figures as JSON here"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: default)"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ..."})
+
+    def __post_init__(self) -> None:
+        if self.num_images < 1 or self.max_clicks < 1 or self.max_masks < 0:
+            raise ValueError("num_images and max_clicks must be >= 1, max_masks >= 0")
+
+
+def _load_model(cfg: EvalConfig):  # -> Sam; deferred import keeps this module torch-free
+    import json
+    from pathlib import Path
+
+    from .config import SamConfig
+    from .modeling import create_model
+    from .modeling.registry import MODEL_CONFIGS
+
+    if cfg.model in MODEL_CONFIGS:
+        return create_model(cfg.model, cfg.checkpoint, cfg.device)
+    path = Path(cfg.model)
+    if not path.is_file():
+        raise ValueError(f"model {cfg.model!r} is neither a registered size nor a JSON file")
+    return create_model(SamConfig(**json.loads(path.read_text())), cfg.checkpoint, cfg.device)
+
+
+def run_evaluation(cfg: EvalConfig, progress: bool = True) -> dict:
+    """Evaluate as `cfg` says; returns the figures (a JSON-ready dict), writes cfg.out."""
+    import json
+    import os
+    from pathlib import Path
+
+    import torch
+
+    from .data import drop_large, open_dataset
+    from .predictor import Predictor
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model = _load_model(cfg)
+    dataset = open_dataset(cfg)
+    n = min(cfg.num_images, len(dataset))
+    rng = np.random.default_rng(0)
+
+    def samples():
+        for i in range(n):
+            s = dataset[i]
+            masks = drop_large(s.masks, cfg.max_mask_fraction)
+            if cfg.max_masks and len(masks) > cfg.max_masks:
+                masks = masks[np.sort(rng.choice(len(masks), cfg.max_masks, replace=False))]
+            yield s.image, masks
+
+    predictor = Predictor(model)
+    from rich.progress import Progress
+
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("interactive", total=n)
+        report = evaluate_interactive(predictor, samples(), max_clicks=cfg.max_clicks,
+                                      feed_mask=cfg.feed_mask,
+                                      on_image=lambda _k: bar.advance(task))
+        result = {"images": n, "data": cfg.data, "data_seed": cfg.data_seed,
+                  "model": cfg.model, "checkpoint": cfg.checkpoint, **report.summary()}
+        if cfg.proposals:
+            from .generator import MaskGenerator
+
+            gen = MaskGenerator(model, points_per_side=cfg.points_per_side,
+                                output_mode="binary_mask")
+            counter = RecallCounter()
+            task = bar.add_task("proposals", total=n)
+            for image, masks in samples():
+                recs = gen.generate(image)
+                props = np.stack([r.segmentation for r in recs]) if recs else np.zeros(
+                    (0, *image.shape[:2]), bool)
+                counter.add(props, np.array([r.predicted_iou for r in recs]), masks)
+                bar.advance(task)
+            result["proposals"] = counter.summary()
+    if cfg.out:
+        path = Path(cfg.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2))
+        os.replace(tmp, path)
+    return result
+
+
+def print_report(result: dict) -> None:
+    """The figures as a Rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"interactive, {result['objects']} objects in {result['images']} images")
+    cols = [k for k in result["default"] if k.startswith("miou")] + [
+        "noc@85", "noc@90", "nof@85", "nof@90"]
+    table.add_column("mask")
+    for c in cols:
+        table.add_column(c.replace("miou", "mIoU").replace("noc", "NoC").replace("nof", "NoF"))
+    for name in ("default", "oracle"):
+        row = result[name]
+        table.add_row(name, *[f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c])
+                              for c in cols])
+    console = Console()
+    console.print(table)
+    if "proposals" in result:
+        p = result["proposals"]
+        console.print(f"proposals: AR@100 {p['ar@100']:.3f}  AR@1000 {p['ar@1000']:.3f} "
+                      f"over {p['gt_masks']} masks")

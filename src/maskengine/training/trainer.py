@@ -1,0 +1,273 @@
+"""The training loop: data -> simulated interaction -> AdamW, with checkpoints that resume.
+
+A run folder holds:
+  config.json             the resolved TrainingConfig and the model's SamConfig
+  metrics.jsonl           one JSON line per optimizer step
+  model.pt                latest weights, a plain state_dict (official layout)
+  checkpoints/step_N.pt   weights every `checkpoint_every` steps (plain state_dicts)
+  resume.pt               weights + optimizer + step, to continue after a kill
+Every file is written to a temporary name and renamed, so a kill never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import SamConfig
+from ..data import open_dataset
+from ..modeling import Sam
+from ..modeling.registry import (
+    MODEL_CONFIGS,
+    bundled_weights_path,
+    check_fits,
+    load_checkpoint,
+)
+from .batch import make_batch
+from .config import TrainingConfig
+from .interaction import simulate
+
+
+def resolve_model_config(model: str) -> SamConfig:
+    """A registered size name or a JSON file of SamConfig fields."""
+    if model in MODEL_CONFIGS:
+        return MODEL_CONFIGS[model]
+    path = Path(model)
+    if path.is_file():
+        return SamConfig(**json.loads(path.read_text()))
+    raise ValueError(f"model {model!r} is neither a registered size ({', '.join(MODEL_CONFIGS)}) "
+                     f"nor a SamConfig JSON file")
+
+
+def build_model(cfg: TrainingConfig) -> Sam:
+    """A Sam from scratch (seeded), or initialised from `cfg.checkpoint`."""
+    torch.manual_seed(cfg.seed)
+    model = Sam.from_config(resolve_model_config(cfg.model))
+    path: Path | None = None
+    if cfg.checkpoint == "bundled":
+        path = bundled_weights_path(cfg.model)
+        if path is None:
+            raise ValueError(f"model {cfg.model!r} has no bundled weights")
+    elif cfg.checkpoint:
+        path = Path(cfg.checkpoint)
+    if path is not None:
+        sd = load_checkpoint(path)
+        check_fits(model, sd, str(path))
+        model.load_state_dict(sd, strict=True)
+    else:
+        # The official module starts its position table at zero (it is always loaded from a
+        # checkpoint there). From scratch, zeros leave the encoder blind to absolute position
+        # for hundreds of steps; a small random table (as in ViT/timm) lets masks localise.
+        torch.nn.init.trunc_normal_(model.image_encoder.pos_embed, std=0.02)
+    return model
+
+
+def lr_factor(step: int, cfg: TrainingConfig) -> float:
+    """Linear warmup, then /10 at first_decay and again at second_decay (fractions of steps)."""
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    decay = 1.0
+    if step >= cfg.first_decay * cfg.steps:
+        decay *= 0.1
+    if step >= cfg.second_decay * cfg.steps:
+        decay *= 0.1
+    return warm * decay
+
+
+def _save(obj: object, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Trains `model` as `cfg` says, in the run folder `cfg.out`."""
+
+    def __init__(self, cfg: TrainingConfig) -> None:
+        self.cfg = cfg
+        self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.run_dir = Path(cfg.out)
+        self.model = build_model(cfg).to(self.device)
+        mc = self.model.config
+        self.loss_size = cfg.loss_size or mc.low_res_size
+        if mc.image_size % self.loss_size:
+            raise ValueError(f"loss_size {self.loss_size} must divide image_size {mc.image_size}")
+        self.dataset = open_dataset(cfg)
+        if cfg.freeze_image_encoder:
+            self.model.image_encoder.requires_grad_(False)
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            if p.requires_grad:
+                (decay if p.ndim >= 2 and "pos" not in name else no_decay).append(p)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr, betas=(0.9, 0.999),
+        )
+        self.step = 0
+        self._cache: dict[int, torch.Tensor] = {}
+
+    # -- state ---------------------------------------------------------------------------
+    def resume_if_possible(self) -> bool:
+        path = self.run_dir / "resume.pt"
+        if not path.is_file():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        if state.get("model_config") != self.model.config.to_dict():
+            raise ValueError(f"run folder {self.run_dir} holds a different model; "
+                             f"pick another --out")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        metrics = self.run_dir / "metrics.jsonl"
+        if metrics.is_file():  # drop lines written after the last saved state
+            lines = [ln for ln in metrics.read_text().splitlines()
+                     if ln and json.loads(ln)["step"] <= self.step]
+            _write_text(metrics, "".join(ln + "\n" for ln in lines))
+        return True
+
+    def save(self) -> None:
+        sd = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        ckpt_dir = self.run_dir / "checkpoints"
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        _save(sd, ckpt_dir / f"step_{self.step:07d}.pt")
+        for old in sorted(ckpt_dir.glob("step_*.pt"))[: -self.cfg.keep_checkpoints]:
+            old.unlink()
+        _save(sd, self.run_dir / "model.pt")
+        _save({"model": sd, "optimizer": self.optimizer.state_dict(), "step": self.step,
+               "model_config": self.model.config.to_dict()}, self.run_dir / "resume.pt")
+
+    # -- one step ------------------------------------------------------------------------
+    def _embed(self, inputs: torch.Tensor, keys: list[int]) -> torch.Tensor:
+        enc = self.model.image_encoder
+        if not self.cfg.freeze_image_encoder:
+            return enc(inputs)
+        # Frozen encoder: embeddings do not change, so compute each image's once (jitter
+        # makes every view new, so then nothing is cached).
+        if self.cfg.jitter:
+            with torch.no_grad():
+                return enc(inputs)
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        if missing:
+            with torch.no_grad():
+                new = enc(inputs[missing])
+            for i, e in zip(missing, new, strict=True):
+                self._cache[keys[i]] = e
+        return torch.stack([self._cache[k] for k in keys])
+
+    def micro_step(self, micro: int) -> dict[str, float]:
+        cfg = self.cfg
+        mc = self.model.config
+        rng = np.random.default_rng([cfg.seed, self.step, micro])
+        gen = torch.Generator(self.device).manual_seed(
+            (cfg.seed * 1_000_003 + self.step * 131 + micro) % 2**63)
+        for _ in range(8):  # a batch with no usable mask is redrawn
+            keys = [int(k) for k in rng.integers(0, len(self.dataset), cfg.batch_size)]
+            batch = make_batch(
+                [self.dataset[k] for k in keys], image_size=mc.image_size,
+                loss_size=self.loss_size, masks_per_image=cfg.masks_per_image,
+                max_mask_fraction=cfg.max_mask_fraction, preprocess=self.model.preprocess,
+                rng=rng, jitter=(0.1, 2.0) if cfg.jitter else None,
+            )
+            if len(batch.targets):
+                break
+        else:
+            raise ValueError("the dataset gave 8 batches in a row without a usable mask")
+        amp = (torch.autocast("cuda", dtype=torch.bfloat16)
+               if cfg.amp and self.device.type == "cuda" else contextlib.nullcontext())
+        with amp:
+            emb = self._embed(batch.inputs.to(self.device), keys)
+            res = simulate(self.model, emb, batch, points=cfg.points, mask_only=cfg.mask_only,
+                           box_prob=cfg.box_prob, grad_iterations=cfg.grad_iterations,
+                           weights=(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight), gen=gen)
+        (res.loss / cfg.accumulate).backward()
+        return {"loss": float(res.loss.detach()), "focal": res.focal, "dice": res.dice,
+                "iou_mse": res.iou_mse, "iou_first": res.first_iou, "iou_last": res.last_iou,
+                "prompts": float(len(batch.targets))}
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        self.model.train()
+        if cfg.freeze_image_encoder:
+            self.model.image_encoder.eval()
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(self.step, cfg)
+        self.optimizer.zero_grad(set_to_none=True)
+        logs = [self.micro_step(m) for m in range(cfg.accumulate)]
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        out = {k: sum(d[k] for d in logs) / len(logs) for k in logs[0]}
+        out["lr"] = self.optimizer.param_groups[0]["lr"]
+        return out
+
+    # -- the run -------------------------------------------------------------------------
+    def run(self, on_step: Callable[[int, dict[str, float]], None] | None = None) -> Path:
+        """Train until cfg.steps; returns the path of the final weights (model.pt)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _write_text(self.run_dir / "config.json", json.dumps(
+            {"training": self.cfg.to_dict(), "model": self.model.config.to_dict()}, indent=2))
+        metrics = (self.run_dir / "metrics.jsonl").open("a")
+        try:
+            while self.step < self.cfg.steps:
+                t0 = time.perf_counter()
+                log = self.train_step()
+                self.step += 1
+                log = {"step": self.step, **log, "seconds": time.perf_counter() - t0}
+                metrics.write(json.dumps(log) + "\n")
+                metrics.flush()
+                if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps:
+                    self.save()
+                if on_step is not None:
+                    on_step(self.step, log)
+        finally:
+            metrics.close()
+        if not (self.run_dir / "model.pt").is_file():
+            self.save()
+        return self.run_dir / "model.pt"
+
+
+def train(cfg: TrainingConfig, progress: bool = True) -> Path:
+    """Train (resuming from cfg.out if it holds a run) with a Rich progress bar."""
+    trainer = Trainer(cfg)
+    resumed = trainer.resume_if_possible()
+    if not progress:
+        return trainer.run()
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.4f}  IoU {task.fields[iou]:.3f}  "
+                          "{task.fields[speed]:.2f} steps/s"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns) as bar:
+        if resumed:
+            bar.console.print(f"resuming {cfg.out} at step {trainer.step}")
+        task = bar.add_task("train", total=cfg.steps, completed=trainer.step, loss=float("nan"),
+                            iou=float("nan"), speed=0.0)
+
+        def on_step(step: int, log: dict[str, float]) -> None:
+            bar.update(task, completed=step, loss=log["loss"], iou=log["iou_first"],
+                       speed=1.0 / max(log["seconds"], 1e-9))
+
+        return trainer.run(on_step)
