@@ -197,6 +197,39 @@ def serve(project: str, settings: Any) -> None:
                 log_level="warning")
 
 
+def _training_config():
+    from .training.config import TrainingConfig
+
+    return TrainingConfig
+
+
+@app.command()
+@config_options(_training_config())
+def train(config: Any) -> None:
+    """Train or fine-tune a model with simulated interaction; resumes a run folder."""
+    from .training.trainer import train as run_training
+
+    path = run_training(config)
+    typer.echo(f"weights: {path} (plain state_dict; load with create_model(..., checkpoint=))")
+
+
+def _eval_config():
+    from .evaluation import EvalConfig
+
+    return EvalConfig
+
+
+@app.command("eval")
+@config_options(_eval_config())
+def evaluate(config: Any) -> None:
+    """Interactive mIoU (1/2/3/5/9 clicks, default and oracle), NoC@85/90, optional AR@k."""
+    from .evaluation import print_report, run_evaluation
+
+    print_report(run_evaluation(config))
+    if config.out:
+        typer.echo(f"figures: {config.out}")
+
+
 def _generator_config():
     from .generator import GeneratorConfig
 
