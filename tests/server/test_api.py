@@ -252,3 +252,14 @@ def test_queue_next_previous_and_done(client: TestClient) -> None:
     client.put("/api/images/2/status", json={"status": "done"})
     assert client.get("/api/images/next").status_code == 404
     assert client.get("/api/images/1/file").headers["content-type"] == "image/png"
+
+
+def test_missing_or_corrupt_image_file_is_a_clear_error(client: TestClient, project) -> None:
+    images = project.root.parent / "images"
+    (images / "image1.png").write_bytes(b"\x89PNG but not really")
+    r = client.post("/api/images/2/predict", json={"points": [{"x": 1, "y": 1, "label": 1}]})
+    assert r.status_code == 422 and "cannot be read" in r.json()["detail"]
+    (images / "image0.png").unlink()
+    r = client.post(f"/api/images/{IMAGE0}/embedding")
+    assert r.status_code == 422 and "missing" in r.json()["detail"]
+    assert client.get(f"/api/images/{IMAGE0}/file").status_code == 404

@@ -26,3 +26,7 @@ class InvalidField(EngineError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class BadImage(EngineError):
+    """422: an image file that is missing or cannot be decoded."""

@@ -25,7 +25,7 @@ from ..modeling.registry import bundled_weights_path
 from ..transforms import ResizeLongestSide, preprocess_shape
 from . import rle
 from .embeddings import EmbeddingCache
-from .errors import InvalidField
+from .errors import BadImage, InvalidField
 
 
 @dataclass(frozen=True)
@@ -156,8 +156,13 @@ class Segmenter:
 
     @torch.inference_mode()
     def _encode(self, path: Path) -> torch.Tensor:
-        with PILImage.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+        try:
+            with PILImage.open(path) as im:
+                rgb = np.asarray(im.convert("RGB"))
+        except FileNotFoundError as exc:
+            raise BadImage(f"image file {path} is missing") from exc
+        except (OSError, ValueError) as exc:  # PIL: truncated or not an image
+            raise BadImage(f"image file {path} cannot be read: {exc}") from exc
         resized = self.transform.apply_image(rgb)
         x = torch.as_tensor(resized, device=self.model.device).permute(2, 0, 1)[None].float()
         return self.model.encode_image(x)

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ..engine import services
-from ..engine.errors import Conflict, EngineError, Forbidden, InvalidField, NotFound
+from ..engine.errors import BadImage, Conflict, EngineError, Forbidden, InvalidField, NotFound
 from ..engine.segmenter import ModelSpec, Segmenter, model_key
 from ..engine.store import Project
 from .deps import AppState
@@ -86,6 +86,10 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
     @app.exception_handler(Forbidden)
     async def _forbidden(_req: Request, exc: Forbidden) -> JSONResponse:
         return _error(403, exc)
+
+    @app.exception_handler(BadImage)
+    async def _bad_image(_req: Request, exc: BadImage) -> JSONResponse:
+        return _error(422, exc)
 
     @app.exception_handler(InvalidField)
     async def _invalid(_req: Request, exc: InvalidField) -> JSONResponse:

@@ -123,8 +123,10 @@ class App {
   }
 
   async accept() {
+    if (this.saving) return; // Enter pressed twice while the first save is on its way
     const r = this.ann.result();
     if (!r) return this.status("nothing to accept", true);
+    this.saving = true;
     try {
       if (r.editing) {
         await this.api.put(`/masks/${r.editing.id}`, {
@@ -141,6 +143,8 @@ class App {
     } catch (err) {
       const what = err.status === 409 ? "conflict: " : "save failed: ";
       this.status(what + err.message, true);
+    } finally {
+      this.saving = false;
     }
     await this.reloadMasks();
   }
