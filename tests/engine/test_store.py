@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 from pycocotools import mask as mask_utils
 from sqlalchemy import inspect, select
 
+from maskengine.data.sa1b import SA1BDataset
 from maskengine.engine.export import ExportConfig, export_project
 from maskengine.engine.models import Base, Image, Role, User
 from maskengine.engine.services import InteractionData, create_mask
@@ -99,6 +100,10 @@ def test_export_sa1b_and_coco(tmp_path, images) -> None:
     coco = json.loads((tmp_path / "coco.json").read_text())
     assert len(coco["images"]) == 2 and coco["annotations"][0]["image_id"] == 1
     assert coco["annotations"][0]["category_id"] == 1 and coco["annotations"][0]["iscrowd"] == 0
+    # With the images copied beside, the export is a training set.
+    export_project(project, tmp_path / "ds", ExportConfig(with_images=True))
+    ds = SA1BDataset(tmp_path / "ds")
+    assert len(ds) == 2 and (ds[0].masks[0] == m).all() and ds[0].image.shape == (480, 640, 3)
     res = export_project(project, tmp_path / "ap", ExportConfig(approved_only=True))
     assert res.masks == 0
     with pytest.raises(ValueError, match="format"):

@@ -1,20 +1,23 @@
 """Export a project's masks: SA-1B (one JSON per image) or COCO (one JSON).
 
 Deleted and rejected masks are left out; `approved_only` keeps only reviewed-and-approved
-ones. Files are written atomically. Masks are COCO RLE with string counts, boxes XYWH.
+ones. Files are written atomically (SA-1B files by `maskengine.data.sa1b_write`). Masks
+are COCO RLE with string counts, boxes XYWH.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from ..data.sa1b_write import SA1BAnnotation, SA1BFile, SA1BImage, write_atomic, write_sa1b
 from .models import Image, Mask, ReviewState
 from .store import Project
 
@@ -27,6 +30,9 @@ class ExportConfig:
         default="all", metadata={"help": "which images to export"})
     approved_only: bool = field(
         default=False, metadata={"help": "only masks a reviewer approved"})
+    with_images: bool = field(
+        default=False, metadata={"help": "sa1b: copy the images beside the JSON files, so "
+                                 "the folder is a training set (maskengine.data.SA1BDataset)"})
 
     def __post_init__(self) -> None:
         if self.format not in ("sa1b", "coco"):
@@ -42,12 +48,6 @@ class ExportResult:
     files: list[Path]
 
 
-def _write_json(path: Path, obj: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
-
-
 def _points(mask: Mask) -> list[list[float]]:
     """Positive clicks of the interaction that created the mask (SA-1B's point_coords)."""
     if not mask.interactions:
@@ -56,17 +56,19 @@ def _points(mask: Mask) -> list[list[float]]:
     return [[e["x"], e["y"]] for e in events if e.get("type") == "point" and e.get("label") == 1]
 
 
-def _annotation(mask: Mask, image: Image) -> dict:
-    return {
-        "id": mask.id,
-        "segmentation": {"size": [image.height, image.width], "counts": mask.rle_counts},
-        "bbox": [mask.bbox_x, mask.bbox_y, mask.bbox_w, mask.bbox_h],
-        "area": mask.area,
-        "predicted_iou": mask.predicted_iou,
-        "point_coords": _points(mask),
-        "crop_box": [0, 0, image.width, image.height],
-        "source": mask.source,
-    }
+def _annotation(mask: Mask, image: Image) -> SA1BAnnotation:
+    """A stored mask as an SA-1B annotation. Manual masks have no stability score, and a
+    painted one no predicted IoU: those are null."""
+    return SA1BAnnotation(
+        id=mask.id,
+        segmentation={"size": [image.height, image.width], "counts": mask.rle_counts},
+        bbox=[int(mask.bbox_x), int(mask.bbox_y), int(mask.bbox_w), int(mask.bbox_h)],
+        area=mask.area,
+        predicted_iou=mask.predicted_iou,  # type: ignore[arg-type]
+        stability_score=None,  # type: ignore[arg-type]
+        crop_box=[0, 0, image.width, image.height],
+        point_coords=_points(mask),
+    )
 
 
 def _rows(project: Project, cfg: ExportConfig) -> list[tuple[Image, list[Mask]]]:
@@ -95,12 +97,18 @@ def export_project(project: Project, out: str | os.PathLike, cfg: ExportConfig) 
         out.mkdir(parents=True, exist_ok=True)
         files = []
         for image, masks in rows:
-            file = out / f"{Path(image.path).stem}_{image.id}.json"
-            _write_json(file, {
-                "image": {"image_id": image.id, "width": image.width, "height": image.height,
-                          "file_name": Path(image.path).name},
-                "annotations": [_annotation(m, image) for m in masks],
-            })
+            name = f"{Path(image.path).stem}_{image.id}"
+            file = out / f"{name}.json"
+            file_name = Path(image.path).name
+            if cfg.with_images:
+                file_name = name + Path(image.path).suffix.lower()
+                if not (out / file_name).is_file():
+                    tmp = out / f".{file_name}.tmp"
+                    shutil.copyfile(project.image_path(image), tmp)
+                    os.replace(tmp, out / file_name)
+            head = SA1BImage(image_id=image.id, width=image.width, height=image.height,
+                             file_name=file_name)
+            write_sa1b(file, SA1BFile(head, [_annotation(m, image) for m in masks]))
             files.append(file)
         return ExportResult(images=len(rows), masks=n_masks, files=files)
     file = out / "annotations.json" if out.suffix != ".json" else out
@@ -109,9 +117,9 @@ def export_project(project: Project, out: str | os.PathLike, cfg: ExportConfig) 
         "info": {"description": f"maskengine export of {project.root.name}"},
         "images": [{"id": im.id, "file_name": im.path, "width": im.width, "height": im.height}
                    for im, _ in rows],
-        "annotations": [{**_annotation(m, im), "image_id": im.id, "category_id": 1,
+        "annotations": [{**asdict(_annotation(m, im)), "image_id": im.id, "category_id": 1,
                          "iscrowd": 0} for im, masks in rows for m in masks],
         "categories": [{"id": 1, "name": "object", "supercategory": "object"}],
     }
-    _write_json(file, coco)
+    write_atomic(file, json.dumps(coco).encode())
     return ExportResult(images=len(rows), masks=n_masks, files=[file])
