@@ -16,6 +16,8 @@ fraction of the time and memory.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -271,7 +273,8 @@ class MaskGenerator:
             keep = keep[iou[keep] > cfg.pred_iou_thresh]
         thr = self.model.mask_threshold
         off = cfg.stability_score_offset
-        counts, boxes = crop.umap.stats(low[keep], (thr + off, thr - off, thr), thr)
+        with _single_thread():
+            counts, boxes = crop.umap.stats(low[keep], (thr + off, thr - off, thr), thr)
         stability = counts[:, 0] / counts[:, 1]  # int64 / int64 -> float32, as the official
         ok = torch.ones(len(keep), dtype=torch.bool)
         if cfg.stability_score_thresh > 0.0:
@@ -288,6 +291,12 @@ class MaskGenerator:
         self, cands: _Candidates, crops: list[_Crop], size: tuple[int, int]
     ) -> list[MaskRecord]:
         """Full-resolution masks of the survivors, the optional cleanup, and records."""
+        with _single_thread():
+            return self._records_inner(cands, crops, size)
+
+    def _records_inner(
+        self, cands: _Candidates, crops: list[_Crop], size: tuple[int, int]
+    ) -> list[MaskRecord]:
         cfg = self.config
         segs: list[Any] = []
         areas: list[int] = []
@@ -339,6 +348,19 @@ class MaskGenerator:
         x0, y0 = crop.box[0], crop.box[1]
         mask[y0 + ly0:y0 + ly1 + 1, x0 + lx0:x0 + lx1 + 1] = part.numpy()
         return mask
+
+
+@contextmanager
+def _single_thread() -> Iterator[None]:
+    """Run torch single-threaded inside: the low-res work is many small ops, for which
+    OpenMP's per-op synchronisation costs more than a second thread gains (on a busy
+    machine, far more). The caller's thread count is restored."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def _near_crop_edge(

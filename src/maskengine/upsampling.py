@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 def _linear_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -89,16 +88,24 @@ class UpsampleMap:
         self.out_size = (int(out_size[0]), int(out_size[1]))
         self.rows = Axis.build(low, image_size, input_size[0], out_size[0])
         self.cols = Axis.build(low, image_size, input_size[1], out_size[1])
-        # Only groups that hold output pixels matter.
-        self.row_groups = torch.nonzero(self.rows.group_size).flatten()
-        self.col_groups = torch.nonzero(self.cols.group_size).flatten()
+        # Only groups that hold output pixels matter; per used group: its pixel indices
+        # (padded to group_max), their validity and their window weights.
+        self.row_groups, self.row_pix, self.row_valid, self.row_w = self._groups(self.rows)
+        self.col_groups, self.col_pix, self.col_valid, self.col_w = self._groups(self.cols)
+
+    @staticmethod
+    def _groups(axis: Axis) -> tuple[torch.Tensor, ...]:
+        used = torch.nonzero(axis.group_size).flatten()
+        steps = torch.arange(axis.group_max)
+        valid = steps < axis.group_size[used, None]
+        pix = torch.where(valid, axis.group_start[used, None] + steps, 0)
+        weights = axis.weights[pix] * valid[:, :, None]
+        return used, pix, valid, weights
 
     def _pad(self, logits: torch.Tensor) -> torch.Tensor:
         """B x L x L -> B x (L + wr - 1) x (L + wc - 1), edge values repeated (their
         weights are zero; they only widen the min/max windows, which stays exact)."""
         pr, pc = self.rows.win - 1, self.cols.win - 1
-        if pr == 0 and pc == 0:
-            return logits
         x = logits
         if pr:
             x = torch.cat([x, x[:, -1:, :].expand(-1, pr, -1)], dim=1)
@@ -106,34 +113,41 @@ class UpsampleMap:
             x = torch.cat([x, x[:, :, -1:].expand(-1, -1, pc)], dim=2)
         return x
 
-    def _window_extrema(self, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Min and max of every group pair's window: B x K x M each (K, M used groups)."""
-        k = (self.rows.win, self.cols.win)
-        x = padded[:, None]
-        mx = F.max_pool2d(x, k, stride=1)[:, 0]
-        mn = -F.max_pool2d(-x, k, stride=1)[:, 0]
-        rg, cg = self.row_groups, self.col_groups
-        return mn[:, rg][:, :, cg], mx[:, rg][:, :, cg]
+    def _window_levels(self, levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """levels: B x Lp x Lp uint8 (thresholds exceeded per low-res value) -> min and max
+        over every used group pair's window, B x K x M each."""
+        n = self.low
+        lo = hi = levels[:, :n]
+        for d in range(1, self.rows.win):
+            lo = torch.minimum(lo, levels[:, d:d + n])
+            hi = torch.maximum(hi, levels[:, d:d + n])
+        lo, hi = lo[:, self.row_groups], hi[:, self.row_groups]
+        lo2, hi2 = lo[:, :, :n], hi[:, :, :n]
+        for d in range(1, self.cols.win):
+            lo2 = torch.minimum(lo2, lo[:, :, d:d + n])
+            hi2 = torch.maximum(hi2, hi[:, :, d:d + n])
+        return lo2[:, :, self.col_groups], hi2[:, :, self.col_groups]
 
-    def _block_values(
-        self, padded: torch.Tensor, cells: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Exact pixel values of the blocks of `cells` (n x 3: mask, row group, column group
-        positions). Returns values n x gr x gc, validity n x gr x gc, pixel rows n x gr and
-        columns n x gc (original frame, clamped where invalid)."""
-        r, c = self.rows, self.cols
-        kr = self.row_groups[cells[:, 1]]
-        kc = self.col_groups[cells[:, 2]]
-        win = padded.unfold(1, r.win, 1).unfold(2, c.win, 1)  # B x L x L x wr x wc
-        patch = win[cells[:, 0], kr, kc]  # n x wr x wc
-        ys = r.group_start[kr, None] + torch.arange(r.group_max)
-        xs = c.group_start[kc, None] + torch.arange(c.group_max)
-        vr = torch.arange(r.group_max) < r.group_size[kr, None]
-        vc = torch.arange(c.group_max) < c.group_size[kc, None]
-        ys = torch.where(vr, ys, 0)
-        xs = torch.where(vc, xs, 0)
-        values = r.weights[ys] @ patch @ c.weights[xs].transpose(1, 2)
-        return values, vr[:, :, None] & vc[:, None, :], ys, xs
+    def _blocks(self, padded: torch.Tensor, cells: torch.Tensor, budget: int = 1_000_000):
+        """Pixel values of the blocks of `cells` (n x 3: mask, row group and column group
+        positions), a bucket of equal block shapes at a time (no padding waste): yields
+        (cells, values n x hr x hc float32, pixel rows n x hr, pixel columns n x hc)."""
+        nr = self.rows.group_size[self.row_groups[cells[:, 1]]]
+        nc = self.cols.group_size[self.col_groups[cells[:, 2]]]
+        key = nr * (self.cols.group_max + 1) + nc
+        win = padded.unfold(1, self.rows.win, 1).unfold(2, self.cols.win, 1)
+        for shape in torch.nonzero(torch.bincount(key)).flatten().tolist():
+            hr, hc = divmod(shape, self.cols.group_max + 1)
+            chosen = cells[key == shape]
+            step = max(1, budget // (hr * hc))
+            for s in range(0, len(chosen), step):
+                part = chosen[s:s + step]
+                gr, gc = part[:, 1], part[:, 2]
+                patch = win[part[:, 0], self.row_groups[gr], self.col_groups[gc]]  # n x wr x wc
+                rw = self.row_w[gr, :hr]  # n x hr x wr
+                cw = self.col_w[gc, :hc]  # n x hc x wc
+                values = torch.bmm(torch.bmm(rw, patch), cw.transpose(1, 2))  # n x hr x hc
+                yield part, values, self.row_pix[gr, :hr], self.col_pix[gc, :hc]
 
     def stats(
         self, logits: torch.Tensor, thresholds: tuple[float, ...], box_threshold: float
@@ -145,54 +159,78 @@ class UpsampleMap:
         ([0, 0, 0, 0] when there are none), in this map's output frame.
         """
         b = logits.shape[0]
+        levels_t = sorted(set(thresholds) | {box_threshold})
+        thr = torch.tensor(levels_t, dtype=logits.dtype)
         padded = self._pad(logits)
-        mn, mx = self._window_extrema(padded)
-        r, c = self.rows, self.cols
-        # float32 sums of whole pixels are exact below 2^24 pixels.
+        # The value's level = how many of the sorted thresholds it exceeds; a window whose
+        # lowest level is > k is entirely above threshold k.
+        levels = (padded > thr[0]).to(torch.uint8)
+        for t in thr[1:]:
+            levels += padded > t
+        lo, hi = self._window_levels(levels)
         exact = torch.float32 if self.out_size[0] * self.out_size[1] < 2**24 else torch.float64
-        nr = r.group_size[self.row_groups].to(exact)
-        nc = c.group_size[self.col_groups].to(exact)
-        thr = torch.tensor(thresholds, dtype=logits.dtype)
-        bt = torch.tensor(box_threshold, dtype=logits.dtype)
-        counts = torch.empty(len(thresholds), b, dtype=torch.int64)
-        unsure = torch.zeros(mn.shape, dtype=torch.bool)
-        for t in range(len(thresholds)):
-            sure = mn > thr[t]
-            counts[t] = ((sure.to(exact) @ nc) @ nr).round().long()
-            unsure |= (mn <= thr[t]) & (mx > thr[t])
-        unsure |= (mn <= bt) & (mx > bt)
-        # Box from the blocks sure to be above box_threshold.
-        sure = mn > bt
-        ys0 = r.group_start[self.row_groups]
-        ys1 = ys0 + r.group_size[self.row_groups] - 1
-        xs0 = c.group_start[self.col_groups]
-        xs1 = xs0 + c.group_size[self.col_groups] - 1
-        big = max(self.out_size) + 1
-        rows_any, cols_any = sure.any(2), sure.any(1)
-        y0 = torch.where(rows_any, ys0, big).amin(1)
-        y1 = torch.where(rows_any, ys1, -1).amax(1)
-        x0 = torch.where(cols_any, xs0, big).amin(1)
-        x1 = torch.where(cols_any, xs1, -1).amax(1)
-        cells = torch.nonzero(unsure)
-        # Boundary blocks, a bounded number at a time.
-        step = max(1, 2_000_000 // max(1, r.group_max * c.group_max))
-        for s in range(0, len(cells), step):
-            part = cells[s:s + step]
-            values, valid, ys, xs = self._block_values(padded, part)
+        nr = self.rows.group_size[self.row_groups].to(exact)
+        nc = self.cols.group_size[self.col_groups].to(exact)
+        count_levels = sorted({levels_t.index(t) for t in thresholds})
+        per_level = torch.zeros(len(levels_t), b, dtype=torch.int64)
+        unsure = torch.zeros(lo.shape, dtype=torch.bool)
+        for k in count_levels:
+            per_level[k] = (((lo > k).to(exact) @ nc) @ nr).round().long()
+            unsure |= (lo <= k) & (hi > k)
+        for part, values, _, _ in self._blocks(padded, torch.nonzero(unsure)):
             owner = part[:, 0]
-            cell_mn = mn[part[:, 0], part[:, 1], part[:, 2]]
-            for t in range(len(thresholds)):
-                # Blocks sure to be above t were counted already.
-                n_above = ((values > thr[t]) & valid).sum((1, 2)) * (cell_mn <= thr[t])
-                counts[t].index_add_(0, owner, n_above)
-            pos = (values > bt) & valid
-            prow, pcol = pos.any(2), pos.any(1)
-            y0.scatter_reduce_(0, owner, torch.where(prow, ys, big).amin(1), "amin")
-            y1.scatter_reduce_(0, owner, torch.where(prow, ys, -1).amax(1), "amax")
-            x0.scatter_reduce_(0, owner, torch.where(pcol, xs, big).amin(1), "amin")
-            x1.scatter_reduce_(0, owner, torch.where(pcol, xs, -1).amax(1), "amax")
+            cell_lo = lo[owner, part[:, 1], part[:, 2]]
+            for k in count_levels:  # blocks sure to be above were counted already
+                above = (values > thr[k]).sum((1, 2)) * (cell_lo <= k)
+                per_level[k].index_add_(0, owner, above)
+        counts = torch.stack([per_level[levels_t.index(t)] for t in thresholds], dim=1)
+        return counts, self._boxes(padded, lo, hi, levels_t.index(box_threshold), thr)
+
+    def _boxes(
+        self, padded: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, k: int,
+        thr: torch.Tensor,
+    ) -> torch.Tensor:
+        """B x 4 XYXY inclusive boxes of the pixels above level k: the extent of the blocks
+        sure to be above, widened by the straddling blocks that lie beyond it."""
+        sure = lo > k
+        big = max(self.out_size) + 1
+        y0, y1 = self._extent(sure.any(2), self.row_pix, self.row_valid, big)
+        x0, x1 = self._extent(sure.any(1), self.col_pix, self.col_valid, big)
+        cells = torch.nonzero((lo <= k) & (hi > k))
+        m, gr, gc = cells[:, 0], cells[:, 1], cells[:, 2]
+        ry0 = self.row_pix[gr, 0]
+        ry1 = ry0 + self.rows.group_size[self.row_groups[gr]] - 1
+        cx0 = self.col_pix[gc, 0]
+        cx1 = cx0 + self.cols.group_size[self.col_groups[gc]] - 1
+        outside = (ry0 < y0[m]) | (ry1 > y1[m]) | (cx0 < x0[m]) | (cx1 > x1[m])
+        cells = cells[outside]
+        for part, values, ys, xs in self._blocks(padded, cells):
+            pos = values > thr[k]
+            owner = part[:, 0]
+            py0, py1 = self._extent(pos.any(2), ys, None, big)
+            px0, px1 = self._extent(pos.any(1), xs, None, big)
+            y0.scatter_reduce_(0, owner, py0, "amin")
+            y1.scatter_reduce_(0, owner, py1, "amax")
+            x0.scatter_reduce_(0, owner, px0, "amin")
+            x1.scatter_reduce_(0, owner, px1, "amax")
         boxes = torch.stack([x0, y0, x1, y1], dim=1)
-        return counts.T, boxes * (y1 >= 0).unsqueeze(1)
+        return boxes * (y1 >= 0).unsqueeze(1)
+
+    @staticmethod
+    def _extent(
+        hit: torch.Tensor, pix: torch.Tensor, valid: torch.Tensor | None, big: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """First and last pixel index over the hit groups (hit: N x G bool; pix: G x g or
+        N x G ... pixel indices of each group) -> N each; (big, -1) when nothing is hit."""
+        if valid is None:  # per-cell pixel rows: hit is n x g over the cell's own pixels
+            first = torch.where(hit, pix, big).amin(1)
+            last = torch.where(hit, pix, -1).amax(1)
+            return first, last
+        first_pix = pix[:, 0]
+        last_pix = torch.where(valid, pix, -1).amax(1)
+        first = torch.where(hit, first_pix, big).amin(1)
+        last = torch.where(hit, last_pix, -1).amax(1)
+        return first, last
 
     def window(self, box: torch.Tensor) -> tuple[int, int, int, int]:
         """Low-res window (r0, r1, c0, c1), end-exclusive in padded coordinates, that every
@@ -207,6 +245,16 @@ class UpsampleMap:
         r0, r1, c0, c1 = self.window(box)
         return self._pad(logits[None])[0, r0:r1, c0:c1].clone()
 
+    @staticmethod
+    def _dense(axis: Axis, start: int, stop: int, first: int, width: int) -> torch.Tensor:
+        """(stop - start) x width weights of output indices start..stop-1 over window
+        indices first..first+width-1."""
+        idx = torch.arange(start, stop)
+        cols = (axis.base[idx] - first)[:, None] + torch.arange(axis.win)
+        dense = torch.zeros(len(idx), width + axis.win)
+        dense.scatter_(1, cols, axis.weights[idx])
+        return dense[:, :width]
+
     def render(
         self, window: torch.Tensor, box: torch.Tensor, threshold: float
     ) -> torch.Tensor:
@@ -214,11 +262,6 @@ class UpsampleMap:
         window `crop_window` returned: (y1 - y0 + 1) x (x1 - x0 + 1) bool."""
         x0, y0, x1, y1 = (int(v) for v in box)
         r0, _, c0, _ = self.window(box)
-        r, c = self.rows, self.cols
-        ys = torch.arange(y0, y1 + 1)
-        xs = torch.arange(x0, x1 + 1)
-        ridx = (r.base[ys] - r0)[:, None] + torch.arange(r.win)  # ny x wr
-        cidx = (c.base[xs] - c0)[:, None] + torch.arange(c.win)  # nx x wc
-        rows = torch.einsum("yr,yrc->yc", r.weights[ys], window[ridx])  # ny x window cols
-        values = torch.einsum("yxc,xc->yx", rows[:, cidx], c.weights[xs])
-        return values > threshold
+        wr = self._dense(self.rows, y0, y1 + 1, r0, window.shape[0])
+        wc = self._dense(self.cols, x0, x1 + 1, c0, window.shape[1])
+        return (wr @ window @ wc.T) > threshold
