@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup system-packages test lint bench bench-reference demo clean
+.PHONY: setup system-packages test lint bench bench-reference bench-generator demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: setup
 
 bench-reference: .venv-ref/.installed
 	.venv-ref/bin/python benchmarks/encoder.py
+
+# Automatic mask generation against the official generator (same weights, images, params).
+bench-generator: .venv-ref/.installed
+	.venv-ref/bin/python benchmarks/generator.py
 
 clean:
 	rm -rf $(VENV) .venv-ref build *.egg-info
