@@ -127,6 +127,10 @@ def test_find_jobs_and_load_image(folder, tmp_path):
     assert names["a.png"] == "a.png.json" and names["a.jpg"] == "a.jpg.json"
     with pytest.raises(FileNotFoundError, match="neither"):
         find_jobs([tmp_path / "missing"], tmp_path)
+    rgb = load_reference_image(1)[:20, :30]
+    for suffix in (".tif", ".webp", ".bmp"):
+        Image.fromarray(rgb).save(tmp_path / f"c{suffix}", lossless=True)
+        assert load_image(tmp_path / f"c{suffix}", 10_000).shape == (20, 30, 3)
     gray16 = Image.fromarray(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
     gray16.save(tmp_path / "g16.png")
     arr = load_image(tmp_path / "g16.png", 10_000)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -102,7 +102,8 @@ class MaskRecord:
     crop_box: list[int]
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"segmentation": self.segmentation}
+        """The official record dict (the segmentation is not copied)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def __getitem__(self, key: str) -> Any:
         """`record["area"]` like the official dict records, for drop-in use."""
@@ -257,7 +258,7 @@ class MaskGenerator:
     def _process_batch(
         self, points: np.ndarray, crop: _Crop, image_size: tuple[int, int], index: int
     ) -> _Candidates:
-        cfg = self.config
+        """Decode one batch of points (N x 2, crop-frame pixels), 3 masks each, and filter."""
         ch, cw = crop.umap.out_size
         coords = self.predictor.transform.apply_coords(points, (ch, cw))
         coords = torch.as_tensor(coords, dtype=torch.float32, device=self.model.device)
@@ -265,16 +266,25 @@ class MaskGenerator:
         low, iou = self.model.decode(self.predictor.features, (coords[:, None], labels),
                                      multimask_output=True)
         k = low.shape[1]
-        low = low.flatten(0, 1).float().cpu()
-        iou = iou.flatten(0, 1).float().cpu()
         pts = torch.as_tensor(np.repeat(points, k, axis=0))
+        with _single_thread():
+            return self._filter(low.flatten(0, 1).float().cpu(),
+                                iou.flatten(0, 1).float().cpu(), pts, crop, image_size, index)
+
+    def _filter(
+        self, low: torch.Tensor, iou: torch.Tensor, pts: torch.Tensor, crop: _Crop,
+        image_size: tuple[int, int], index: int,
+    ) -> _Candidates:
+        """Candidates of one batch (low: N x L x L logits, iou: N, pts: N x 2 crop frame)
+        through the IoU, stability and crop-edge filters."""
+        cfg = self.config
         keep = torch.arange(len(iou))
         if cfg.pred_iou_thresh > 0.0:
-            keep = keep[iou[keep] > cfg.pred_iou_thresh]
+            keep = keep[iou > cfg.pred_iou_thresh]
         thr = self.model.mask_threshold
         off = cfg.stability_score_offset
-        with _single_thread():
-            counts, boxes = crop.umap.stats(low[keep], (thr + off, thr - off, thr), thr)
+        # Full-resolution counts above thr +/- offset (stability) and above thr (box, empty).
+        counts, boxes = crop.umap.stats(low[keep], (thr + off, thr - off, thr), thr)
         stability = counts[:, 0] / counts[:, 1]  # int64 / int64 -> float32, as the official
         ok = torch.ones(len(keep), dtype=torch.bool)
         if cfg.stability_score_thresh > 0.0:
