@@ -14,12 +14,18 @@ from ..config import SamConfig
 from .common import LayerNorm2d, MLPBlock
 
 
-def window_partition(x: torch.Tensor, window: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """B x H x W x C -> (B * nW) x window x window x C, zero-padding H, W to multiples."""
+def window_partition(
+    x: torch.Tensor, window: int, pad_value: torch.Tensor | None = None
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """B x H x W x C -> (B * nW) x window x window x C, padding H, W to multiples of
+    `window` with zeros (or with the C-vector `pad_value`)."""
     b, h, w, c = x.shape
     pad_h, pad_w = (window - h % window) % window, (window - w % window) % window
     if pad_h or pad_w:
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+        if pad_value is not None:
+            x[:, h:, :, :] = pad_value
+            x[:, :, w:, :] = pad_value
     hp, wp = h + pad_h, w + pad_w
     x = x.view(b, hp // window, window, wp // window, window, c)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window, window, c), (hp, wp)
@@ -54,9 +60,44 @@ def relative_table(q_size: int, k_size: int, table: torch.Tensor) -> torch.Tenso
     return table[idx.long()]
 
 
+# Bound on the elements of one chunk of attention scores in the inference path (~64 MB).
+_SCORE_CHUNK = 16 * 1024 * 1024
+
+
+def rel_pos_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
+    rel_w: torch.Tensor, scale: float,
+) -> torch.Tensor:
+    """softmax(scale q.k + rel_h[key row] + rel_w[key column]) v.
+
+    q, k, v: G x N x d with N = H * W; rel_h: G x H x W x H; rel_w: G x H x W x W.
+    With gradients this is one scaled_dot_product_attention with an additive mask. Without,
+    the bias is written once per chunk of heads and the q.k product accumulated onto it in
+    place (no mask checks, no extra passes over the N x N scores), chunked so the scores
+    of a few heads at a time stay in memory.
+    """
+    g, n, _ = q.shape
+    h, w = rel_h.shape[1], rel_h.shape[2]
+    if torch.is_grad_enabled() and (q.requires_grad or rel_h.requires_grad):
+        bias = (rel_h[..., None] + rel_w[..., None, :]).reshape(g, n, n)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    out = torch.empty_like(v)
+    step = min(g, max(1, _SCORE_CHUNK // (n * n)))
+    # One buffer for all chunks: fresh large allocations cost page faults every time.
+    buf = torch.empty((step, h, w, h, w), dtype=q.dtype, device=q.device)
+    for s in range(0, g, step):
+        e = min(g, s + step)
+        scores = buf[: e - s]
+        torch.add(rel_h[s:e, ..., None], rel_w[s:e, ..., None, :], out=scores)
+        scores = scores.view(e - s, n, n).baddbmm_(q[s:e], k[s:e].transpose(1, 2), alpha=scale)
+        torch.ops.aten._softmax.out(scores, -1, False, out=scores)  # in place, row by row
+        torch.bmm(scores, v[s:e], out=out[s:e])
+    return out
+
+
 class Attention(nn.Module):
     """Multi-head self-attention over a B x H x W x C grid with decomposed relative
-    positions (one table per axis), computed through scaled_dot_product_attention."""
+    positions (one table per axis)."""
 
     def __init__(self, dim: int, num_heads: int, grid: tuple[int, int]) -> None:
         super().__init__()
@@ -69,21 +110,22 @@ class Attention(nn.Module):
         self.rel_pos_w = nn.Parameter(torch.zeros(2 * grid[1] - 1, head_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, h, w, _ = x.shape
+        return self.proj(self.attend(self.qkv(x)))
+
+    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
+        """qkv: B x H x W x 3C (the output of `self.qkv`) -> B x H x W x C, before `proj`."""
+        b, h, w, _ = qkv.shape
         n = self.num_heads
-        # qkv: 3 x (B * nh) x (H * W) x hd
-        qkv = self.qkv(x).reshape(b, h * w, 3, n, -1).permute(2, 0, 3, 1, 4)
+        # 3 x (B * nh) x (H * W) x hd
+        qkv = qkv.reshape(b, h * w, 3, n, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.reshape(3, b * n, h * w, -1).unbind(0)
         rh = relative_table(h, h, self.rel_pos_h)  # H x H x hd
         rw = relative_table(w, w, self.rel_pos_w)  # W x W x hd
         rq = q.view(b * n, h, w, -1)
         rel_h = torch.einsum("bhwc,hkc->bhwk", rq, rh)  # (B*nh) x H x W x kH
         rel_w = torch.einsum("bhwc,wkc->bhwk", rq, rw)  # (B*nh) x H x W x kW
-        # The bias added to q.k: rel_h over key rows plus rel_w over key columns.
-        bias = (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(b * n, h * w, h * w)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
-        out = out.view(b, n, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
-        return self.proj(out)
+        out = rel_pos_attention(q, k, v, rel_h, rel_w, self.scale)
+        return out.view(b, n, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
 
 
 class Block(nn.Module):
@@ -101,9 +143,12 @@ class Block(nn.Module):
         shortcut = x
         x = self.norm1(x)
         if self.window:
+            # qkv and proj are per token: run them on the H x W tokens only. Padding tokens
+            # are zeros before qkv, so after it they are the qkv bias.
             size = (x.shape[1], x.shape[2])
-            x, padded = window_partition(x, self.window)
-            x = window_unpartition(self.attn(x), self.window, padded, size)
+            qkv, padded = window_partition(self.attn.qkv(x), self.window, self.attn.qkv.bias)
+            x = window_unpartition(self.attn.attend(qkv), self.window, padded, size)
+            x = self.attn.proj(x)
         else:
             x = self.attn(x)
         x = shortcut + x
