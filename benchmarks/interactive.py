@@ -10,7 +10,14 @@ the same command: the same prompts through `Segmenter.predict` in process, no HT
     python benchmarks/interactive.py --models tiny --requests 100
 
 Prints p50 / p99 per setting and writes benchmarks/results/interactive.json. The client
-runs on the same machine as the server and takes some of its CPU.
+runs on the same machine as the server and takes some of its CPU. Also recorded: the
+server's CPU time per request (user + system, from /proc), which a busy machine inflates
+far less than wall time.
+
+OpenMP's workers spin while they wait for work (OMP_WAIT_POLICY=ACTIVE, GNU's default); on
+a machine shared with other jobs that makes torch calls many times slower (seen here at
+load 9 on 2 cores: 184 ms vs 40 ms p50 in process). Unless the variable is set, the
+benchmark restarts itself with PASSIVE, which the server it starts inherits.
 """
 
 from __future__ import annotations
@@ -115,6 +122,15 @@ def client_run(url: str, token: str, pts_list: list[list[dict]], out: list[float
             prev = r.json()["candidates"][0]["low_res"]
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def over_http(model_name: str, requests: int, threads: int, clients_list: list[int]) -> dict:
     res: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,15 +165,19 @@ def over_http(model_name: str, requests: int, threads: int, clients_list: list[i
                 ths = [threading.Thread(target=client_run, args=(
                     url, token, clicks(np.random.default_rng(100 + k), per), times[k], sizes))
                     for k in range(n_clients)]
+                cpu0 = cpu_seconds(proc.pid)
                 t0 = time.perf_counter()
                 for t in ths:
                     t.start()
                 for t in ths:
                     t.join()
                 wall = time.perf_counter() - t0
+                cpu1 = cpu_seconds(proc.pid)
                 flat = [x for ts in times for x in ts]
                 res[f"http_{n_clients}_clients"] = {
                     **stats(flat), "requests_per_s": round(len(flat) / wall, 1),
+                    "server_cpu_ms_per_request": None if cpu0 is None or cpu1 is None
+                    else round((cpu1 - cpu0) * 1000 / len(flat), 2),
                     "response_kb": round(float(np.mean(sizes)) / 1024, 1)}
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -173,9 +193,14 @@ def main() -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--out", default="interactive", help="results/<out>.json")
     args = ap.parse_args()
+    if "OMP_WAIT_POLICY" not in os.environ:
+        # OpenMP reads it when torch loads it, which has happened: start again with it set.
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     results: dict = {
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "cpu_count": os.cpu_count(), "server_threads": args.threads,
+                        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
                         "load_avg_at_start": os.getloadavg()[0]},
         "settings": {"requests": args.requests, "clicks_per_sequence": CLICKS,
                      "image": "640x480", "clients": args.clients},
@@ -188,7 +213,9 @@ def main() -> None:
         print(f"{name}: encoder {r['encoder_s']} s (once per image)")
         for key, v in r.items():
             if isinstance(v, dict):
-                print(f"  {key:22s} p50 {v['p50_ms']:8.1f} ms  p99 {v['p99_ms']:8.1f} ms")
+                cpu = v.get("server_cpu_ms_per_request")
+                extra = f"  server CPU {cpu} ms/request" if cpu is not None else ""
+                print(f"  {key:22s} p50 {v['p50_ms']:8.1f} ms  p99 {v['p99_ms']:8.1f} ms{extra}")
     results["environment"]["load_avg_at_end"] = os.getloadavg()[0]
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{args.out}.json"
