@@ -48,5 +48,9 @@ bench-reference: .venv-ref/.installed
 bench-generator: .venv-ref/.installed
 	.venv-ref/bin/python benchmarks/generator.py
 
+# Sample images -> automatic masks with the bundled tiny model -> SA-1B JSON + overlays.
+demo: setup
+	OMP_NUM_THREADS=2 $(BIN)/python scripts/demo.py --out demo-output
+
 clean:
 	rm -rf $(VENV) .venv-ref build *.egg-info

@@ -104,9 +104,12 @@ def test_clicks_improve_a_partial_prediction_and_oracle_takes_the_best_of_three(
 def test_average_recall_of_exact_and_shifted_proposals():
     gt = np.stack([_square(), _square(y0=2, y1=8, x0=30, x1=48)])
     c = RecallCounter(ks=(1, 100))
+    c.add(gt[:0], np.zeros(0), gt[:1])  # an image with nothing proposed
     c.add(gt.copy(), np.array([0.2, 0.9]), gt)
     s = c.summary()
-    assert s["ar@100"] == 1.0 and s["ar@1"] == 0.5  # top-1 by score finds one of two
+    # pooled over images: 2 of 3 found; top-1 by score finds one
+    assert s["ar@100"] == pytest.approx(2 / 3) and s["ar@1"] == pytest.approx(1 / 3)
+    assert s["gt_masks"] == 3
     c = RecallCounter(ks=(100,))
     shifted = np.roll(gt[:1], 2, axis=2)  # IoU 18/22 = 0.818 with the first square
     c.add(shifted, np.array([1.0]), gt)

@@ -137,3 +137,12 @@ def test_bad_settings_are_named():
         TrainingConfig(box_prob=2.0)
     with pytest.raises(ValueError, match="neither a registered size"):
         Trainer(TrainingConfig(model="no_such_model"))
+
+
+def test_from_scratch_init_ties_decoder_queries_and_keys():
+    from maskengine.modeling.transformer import Attention
+
+    model = Trainer(TrainingConfig(model="tiny", num_images=1)).model
+    attns = [m for m in model.mask_decoder.modules() if isinstance(m, Attention)]
+    assert attns and all(torch.equal(a.q_proj.weight, a.k_proj.weight) for a in attns)
+    assert model.image_encoder.pos_embed.abs().sum() > 0

@@ -177,14 +177,16 @@ class RecallCounter:
     def add(self, proposals: np.ndarray, scores: np.ndarray, gt: np.ndarray) -> None:
         """proposals P x H x W bool, scores P, gt G x H x W bool (one image)."""
         self.gt_total += len(gt)
+        for k in self.ks:
+            self.matched.setdefault(k, np.zeros(len(THRESHOLDS)))
+        if len(proposals) == 0 or len(gt) == 0:
+            return
         order = np.argsort(-np.asarray(scores), kind="stable")
         flat_p = proposals[order].reshape(len(order), -1)
         flat_g = gt.reshape(len(gt), -1)
         for k in self.ks:
-            counts = self.matched.setdefault(k, np.zeros(len(THRESHOLDS)))
+            counts = self.matched[k]
             top = flat_p[:k]
-            if len(top) == 0 or len(gt) == 0:
-                continue
             inter = top.astype(np.float32) @ flat_g.T.astype(np.float32)
             union = top.sum(1)[:, None] + flat_g.sum(1)[None] - inter
             iou = inter / np.maximum(union, 1)

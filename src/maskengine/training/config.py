@@ -38,6 +38,8 @@ class TrainingConfig:
         "help": "iterations with no new point (one random, one last)"})
     grad_iterations: int = field(default=0, metadata={
         "help": "iterations that get a gradient: the first + random others (0: all)"})
+    mask_hint: float = field(default=0.0, metadata={
+        "help": "chance a step's first prompt also gets the true mask as mask prompt"})
     box_prob: float = field(default=0.5, metadata={"help": "chance the first prompt is a box"})
     focal_weight: float = field(default=20.0, metadata={"help": "focal loss weight"})
     dice_weight: float = field(default=1.0, metadata={"help": "dice loss weight"})

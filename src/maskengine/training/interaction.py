@@ -67,12 +67,13 @@ class InteractionResult:
     iou_mse: float
     first_iou: float  # mean IoU of the best mask after the first prompt
     last_iou: float  # after the last iteration
+    hinted: bool = False  # the first prompt carried the true mask (mask_hint)
 
 
 def simulate(
     model: Sam, embeddings: torch.Tensor, batch: Batch, *, points: int, mask_only: int,
     box_prob: float, weights: tuple[float, float, float], gen: torch.Generator,
-    grad_iterations: int = 0,
+    grad_iterations: int = 0, mask_hint: float = 0.0,
 ) -> InteractionResult:
     """Run the interaction for every target of `batch` on `embeddings` (B x C x E x E, with
     gradient if the encoder trains). weights = (focal, dice, iou).
@@ -95,6 +96,14 @@ def simulate(
     coords = sample_points(gt, s, gen)[:, None]
     labels = torch.ones(p, 1, dtype=torch.int, device=dev)
     prev: torch.Tensor | None = None
+    hinted = False
+    if mask_hint and float(torch.rand(1, generator=gen, device=dev)) < mask_hint:
+        # Warm start: the ground truth, coarsened, as the first mask prompt. The dense path
+        # is local, so the decoder learns to emit masks at once; the prompt-to-location path
+        # that points need then has a working output head to feed.
+        low = model.config.low_res_size
+        prev = (F.adaptive_avg_pool2d(targets[:, None], low) * 8 - 4).detach()
+        hinted = True
     results: list[StepLoss] = []
     plan = [True] + schedule(points, mask_only, gen)
     with_grad = set(range(len(plan)))
@@ -144,6 +153,7 @@ def simulate(
         iou_mse=sum(r.iou_mse for r in results) / n,
         first_iou=float(results[0].iou.mean()),
         last_iou=float(last.iou.mean()),
+        hinted=hinted,
     )
 
 

@@ -62,11 +62,34 @@ def build_model(cfg: TrainingConfig) -> Sam:
         check_fits(model, sd, str(path))
         model.load_state_dict(sd, strict=True)
     else:
-        # The official module starts its position table at zero (it is always loaded from a
-        # checkpoint there). From scratch, zeros leave the encoder blind to absolute position
-        # for hundreds of steps; a small random table (as in ViT/timm) lets masks localise.
-        torch.nn.init.trunc_normal_(model.image_encoder.pos_embed, std=0.02)
+        init_from_scratch(model)
     return model
+
+
+def init_from_scratch(model: Sam, qk_scale: float = 4.0) -> None:
+    """Initialisation for training without a checkpoint (the official code only ever loads
+    released weights, so its modules keep PyTorch defaults).
+
+    - The encoder's position table gets small random values (ViT/timm practice) instead of
+      zeros, so image embeddings carry absolute position from the start.
+    - In the decoder's attention layers the key projection starts equal to the query
+      projection, scaled by `qk_scale`. Query and key then share one metric, so attention
+      between a prompt token (which carries the Fourier code of its position) and an image
+      location (which carries the code of its own) peaks where the two coincide. With
+      independent random projections the decoder sits on a long plateau predicting nothing
+      before it discovers that alignment (measured here: a point -> disk task stayed at IoU 0
+      for 300 steps, and escapes in about 50 with this start).
+    """
+    from ..modeling.transformer import Attention
+
+    with torch.no_grad():
+        torch.nn.init.trunc_normal_(model.image_encoder.pos_embed, std=0.02)
+        for mod in model.mask_decoder.modules():
+            if isinstance(mod, Attention):
+                mod.q_proj.weight.mul_(qk_scale)
+                mod.k_proj.weight.copy_(mod.q_proj.weight)
+                mod.q_proj.bias.zero_()
+                mod.k_proj.bias.zero_()
 
 
 def lr_factor(step: int, cfg: TrainingConfig) -> float:
@@ -193,11 +216,12 @@ class Trainer:
             emb = self._embed(batch.inputs.to(self.device), keys)
             res = simulate(self.model, emb, batch, points=cfg.points, mask_only=cfg.mask_only,
                            box_prob=cfg.box_prob, grad_iterations=cfg.grad_iterations,
+                           mask_hint=cfg.mask_hint,
                            weights=(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight), gen=gen)
         (res.loss / cfg.accumulate).backward()
         return {"loss": float(res.loss.detach()), "focal": res.focal, "dice": res.dice,
                 "iou_mse": res.iou_mse, "iou_first": res.first_iou, "iou_last": res.last_iou,
-                "prompts": float(len(batch.targets))}
+                "prompts": float(len(batch.targets)), "hinted": float(res.hinted)}
 
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
