@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,7 +145,10 @@ class Segmenter:
         self.model = model
         self.model_version_id = model_version_id
         self.transform = ResizeLongestSide(model.config.image_size)
-        self._decode_lock = threading.Lock()
+        # All decodes run on one thread, one at a time: concurrent ones would only split the
+        # same cores, and each thread that calls torch keeps its own OpenMP team, so calls
+        # from the server's many request threads would oversubscribe the CPU.
+        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
         # The decoder's positional grid depends on nothing but the weights; computing it per
         # call costs ~20 ms for vit_b on 2 CPU cores.
         with torch.inference_mode():
@@ -196,17 +199,9 @@ class Segmenter:
         if points is None and boxes is None and masks is None:
             raise ValueError("give at least one prompt: points, box or mask_input")
         input_size = preprocess_shape(image.height, image.width, self.model.config.image_size)
-        # One decode at a time: concurrent ones would only split the same cores (each torch
-        # call already uses all intra-op threads) and all finish late; RLE runs outside.
-        with self._decode_lock:
-            sparse, dense = self.model.prompt_encoder(points, boxes, masks)
-            low_res, iou = self.model.mask_decoder(
-                feats, self._dense_pe, sparse, dense, prompt.multimask
-            )
-            full = self.model.postprocess_masks(low_res, input_size, size)[0]
-            full_np = (full > self.model.mask_threshold).cpu().numpy()
-        low_np = low_res[0].cpu().numpy().astype(np.float16)
-        scores = iou[0].cpu().numpy()
+        full_np, low_np, scores = self._decoder.submit(
+            self._decode, feats, points, boxes, masks, prompt.multimask, input_size, size
+        ).result()
         out = []
         for i in np.argsort(-scores, kind="stable"):
             enc = rle.encode(full_np[i])
@@ -214,5 +209,19 @@ class Segmenter:
                                  score=float(scores[i]), low_res=low_np[i]))
         return out
 
+    @torch.inference_mode()
+    def _decode(
+        self, feats: torch.Tensor, points: tuple | None, boxes: torch.Tensor | None,
+        masks: torch.Tensor | None, multimask: bool, input_size: tuple[int, int],
+        size: tuple[int, int],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """On the decoder thread: -> masks C x H x W bool, low-res C x L x L fp16, IoU C."""
+        sparse, dense = self.model.prompt_encoder(points, boxes, masks)
+        low_res, iou = self.model.mask_decoder(feats, self._dense_pe, sparse, dense, multimask)
+        full = self.model.postprocess_masks(low_res, input_size, size)[0]
+        return ((full > self.model.mask_threshold).cpu().numpy(),
+                low_res[0].cpu().numpy().astype(np.float16), iou[0].cpu().numpy())
+
     def close(self) -> None:
+        self._decoder.shutdown(wait=True)
         self.cache.close()
