@@ -19,6 +19,10 @@ def _as_matmul(conv: nn.ConvTranspose2d) -> torch.Tensor:
     return conv.weight.permute(0, 2, 3, 1).reshape(cin, 4 * cout)
 
 
+# Elements of the widest upscaling intermediate processed at once (~16 MB).
+_UPSCALE_CHUNK = 4 * 1024 * 1024
+
+
 class MaskDecoder(nn.Module):
     def __init__(self, cfg: SamConfig) -> None:
         super().__init__()
@@ -73,18 +77,28 @@ class MaskDecoder(nn.Module):
         channels are always last (no permute of the wide tensors); only the M-channel
         result is put in image order at the end.
         """
-        up0, ln, _, up1, _ = self.output_upscaling
         b, n, _ = src.shape
         e = int(round(n**0.5))
+        # A few prompts at a time keeps the wide intermediates (16 x 32 values per image
+        # token) in cache instead of streaming hundreds of MB through memory.
+        step = max(1, _UPSCALE_CHUNK // (n * 16 * hyper.shape[-1]))
+        masks = torch.cat(
+            [self._upscale(src[i : i + step], hyper[i : i + step]) for i in range(0, b, step)]
+        )
+        m = masks.shape[1]
+        masks = masks.view(b, m, e, e, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
+        return masks.reshape(b, m, 4 * e, 4 * e)
+
+    def _upscale(self, src: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
+        """B x N x C, B x M x C/8 -> B x M x (N 16) logits in block order."""
+        up0, ln, _, up1, _ = self.output_upscaling
+        b, n, _ = src.shape
         # addmm fuses the bias (tiled over the 2x2 block) into the matmul.
         x = torch.addmm(up0.bias.repeat(4), src.reshape(b * n, -1), _as_matmul(up0))
         x = F.gelu(F.layer_norm(x.view(b * n * 4, -1), (ln.weight.shape[0],), ln.weight,
                                 ln.bias, ln.eps))
         x = F.gelu(torch.addmm(up1.bias.repeat(4), x, _as_matmul(up1))).view(b, n * 16, -1)
-        masks = torch.bmm(hyper, x.transpose(1, 2))  # B x M x (E E 16)
-        m = masks.shape[1]
-        masks = masks.view(b, m, e, e, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
-        return masks.reshape(b, m, 4 * e, 4 * e)
+        return torch.bmm(hyper, x.transpose(1, 2))  # B x M x (N 16)
 
     def predict_masks(
         self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
