@@ -78,27 +78,32 @@ class MaskDecoder(nn.Module):
         result is put in image order at the end.
         """
         b, n, _ = src.shape
+        m = hyper.shape[1]
         e = int(round(n**0.5))
+        up0, ln, _, up1, _ = self.output_upscaling
+        weights = (_as_matmul(up0), up0.bias.repeat(4), _as_matmul(up1), up1.bias.repeat(4))
         # A few prompts at a time keeps the wide intermediates (16 x 32 values per image
         # token) in cache instead of streaming hundreds of MB through memory.
         step = max(1, _UPSCALE_CHUNK // (n * 16 * hyper.shape[-1]))
-        masks = torch.cat(
-            [self._upscale(src[i : i + step], hyper[i : i + step]) for i in range(0, b, step)]
-        )
-        m = masks.shape[1]
-        masks = masks.view(b, m, e, e, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
+        masks = src.new_empty((b, n * 16, m))
+        for i in range(0, b, step):
+            masks[i : i + step] = self._upscale(src[i : i + step], hyper[i : i + step], *weights)
+        masks = masks.view(b, e, e, 2, 2, 2, 2, m).permute(0, 7, 1, 3, 5, 2, 4, 6)
         return masks.reshape(b, m, 4 * e, 4 * e)
 
-    def _upscale(self, src: torch.Tensor, hyper: torch.Tensor) -> torch.Tensor:
-        """B x N x C, B x M x C/8 -> B x M x (N 16) logits in block order."""
-        up0, ln, _, up1, _ = self.output_upscaling
+    def _upscale(
+        self, src: torch.Tensor, hyper: torch.Tensor, w0: torch.Tensor, b0: torch.Tensor,
+        w1: torch.Tensor, b1: torch.Tensor,
+    ) -> torch.Tensor:
+        """B x N x C, B x M x C/8 -> B x (N 16) x M logits, pixels in block order."""
+        ln = self.output_upscaling[1]
         b, n, _ = src.shape
         # addmm fuses the bias (tiled over the 2x2 block) into the matmul.
-        x = torch.addmm(up0.bias.repeat(4), src.reshape(b * n, -1), _as_matmul(up0))
+        x = torch.addmm(b0, src.reshape(b * n, -1), w0)
         x = F.gelu(F.layer_norm(x.view(b * n * 4, -1), (ln.weight.shape[0],), ln.weight,
                                 ln.bias, ln.eps))
-        x = F.gelu(torch.addmm(up1.bias.repeat(4), x, _as_matmul(up1))).view(b, n * 16, -1)
-        return torch.bmm(hyper, x.transpose(1, 2))  # B x M x (N 16)
+        x = F.gelu(torch.addmm(b1, x, w1)).view(b, n * 16, -1)
+        return torch.bmm(x, hyper.transpose(1, 2))  # the small operand is the transposed one
 
     def predict_masks(
         self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
