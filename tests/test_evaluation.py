@@ -126,3 +126,12 @@ def test_eval_job_writes_json(tmp_path):
     assert 0.0 <= saved["oracle"]["miou@1"] <= 1.0
     with pytest.raises(ValueError, match="num_images"):
         EvalConfig(num_images=0)
+
+
+def test_eval_job_measures_generator_recall(tmp_path):
+    cfg = EvalConfig(num_images=1, max_masks=2, max_clicks=1, scene_size=64, proposals=True,
+                     points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    result = run_evaluation(cfg, progress=False)
+    p = result["proposals"]
+    assert p["gt_masks"] == 2 and 0.0 <= p["ar@100"] <= p["ar@1000"] <= 1.0
+    assert result["generator"]["points_per_side"] == 4

@@ -239,6 +239,9 @@ class EvalConfig:
     proposals: bool = field(default=False, metadata={
         "help": "also measure AR@100/1000 of the automatic mask generator"})
     points_per_side: int = field(default=32, metadata={"help": "generator grid for AR@k"})
+    pred_iou_thresh: float = field(default=0.88, metadata={"help": "generator IoU filter"})
+    stability_score_thresh: float = field(default=0.95, metadata={
+        "help": "generator stability filter"})
     out: str | None = field(default=None, metadata={"help": "write the figures as JSON here"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: default)"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, ..."})
@@ -301,9 +304,15 @@ def run_evaluation(cfg: EvalConfig, progress: bool = True) -> dict:
         result = {"images": n, "data": cfg.data, "data_seed": cfg.data_seed,
                   "model": cfg.model, "checkpoint": cfg.checkpoint, **report.summary()}
         if cfg.proposals:
+            result["generator"] = {"points_per_side": cfg.points_per_side,
+                                   "pred_iou_thresh": cfg.pred_iou_thresh,
+                                   "stability_score_thresh": cfg.stability_score_thresh}
+        if cfg.proposals:
             from .generator import MaskGenerator
 
             gen = MaskGenerator(model, points_per_side=cfg.points_per_side,
+                                pred_iou_thresh=cfg.pred_iou_thresh,
+                                stability_score_thresh=cfg.stability_score_thresh,
                                 output_mode="binary_mask")
             counter = RecallCounter()
             task = bar.add_task("proposals", total=n)
@@ -339,6 +348,8 @@ def print_report(result: dict) -> None:
         table.add_row(name, *[f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c])
                               for c in cols])
     console = Console()
+    if console.width < 110:  # a pipe or a narrow terminal: keep the table on one line each
+        console = Console(width=110)
     console.print(table)
     if "proposals" in result:
         p = result["proposals"]
