@@ -52,8 +52,13 @@ def main() -> None:
     print(f"[2/3] maskengine auto {images} --out {masks_dir} --overlay --model tiny "
           f"(weights: {weights or 'none bundled: random init'})")
     t0 = time.perf_counter()
+    # The tiny model's IoU head is not calibrated (it predicts about 0.2 for every mask), so
+    # the official filters (predicted IoU 0.88, stability 0.95) would keep nothing: the demo
+    # filters on stability alone, on a 16 x 16 grid. See docs/training.md for its figures.
     app(["auto", str(images), "--out", str(masks_dir), "--overlay", "--model", "tiny",
-         "--threads", str(args.threads), "--no-progress"], standalone_mode=False)
+         "--threads", str(args.threads), "--no-progress", "--points-per-side", "16",
+         "--pred-iou-thresh", "0.0", "--stability-score-thresh", "0.6"],
+        standalone_mode=False)
     seconds = time.perf_counter() - t0
 
     # 3. Summary: masks per image and how many of the known objects were found.

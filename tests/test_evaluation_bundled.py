@@ -1,0 +1,29 @@
+"""The bundled tiny weights: they load by default and keep their measured quality."""
+
+from __future__ import annotations
+
+import torch
+
+from maskengine import create_model
+from maskengine.evaluation import EvalConfig, run_evaluation
+from maskengine.modeling.registry import bundled_weights_path
+
+
+def test_tiny_loads_the_bundled_weights_by_default():
+    path = bundled_weights_path("tiny")
+    assert path is not None and path.stat().st_size <= 20 * 2**20
+    sd = torch.load(path, weights_only=True)
+    model = create_model("tiny")
+    assert sum(v.numel() for v in model.parameters()) < 5_000_000
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, sd[k])
+
+
+def test_bundled_tiny_keeps_its_quality_on_unseen_scenes():
+    # Scenes of seed 1000 (training used seed 0). The floors sit a little under the
+    # figures measured on these 3 images, so a regression in the model, the predictor or
+    # the protocol shows here; the full figures are in docs/training.md.
+    res = run_evaluation(EvalConfig(num_images=3, max_clicks=5), progress=False)
+    assert res["objects"] >= 20
+    assert res["default"]["miou@1"] >= 0.30  # measured 0.347
+    assert res["oracle"]["miou@1"] >= 0.42  # measured 0.475
