@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .modeling import Sam
-from .transforms import ResizeLongestSide
+from .transforms import ResizeLongestSide, preprocess_shape
 
 
 def _array(value: object, name: str, dtype: type = np.float64) -> np.ndarray:
@@ -127,8 +127,6 @@ class Predictor:
         if features.ndim != 4 or features.shape[0] != 1 or features.shape[-2:] != (e, e):
             raise ValueError(f"features must be 1 x C x {e} x {e}, got {tuple(features.shape)}")
         self.reset_image()
-        from .transforms import preprocess_shape
-
         self.original_size = (int(original_size[0]), int(original_size[1]))
         self.input_size = preprocess_shape(*self.original_size, self.model.config.image_size)
         self.features = features.to(self.model.device, torch.float32)

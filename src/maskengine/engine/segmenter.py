@@ -26,6 +26,7 @@ from ..transforms import ResizeLongestSide, preprocess_shape
 from . import rle
 from .embeddings import EmbeddingCache
 from .errors import BadImage, InvalidField
+from .store import file_sha256
 
 
 @dataclass(frozen=True)
@@ -120,18 +121,10 @@ class ModelSpec:
         )
 
 
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def model_key(config: SamConfig, weights: str | None) -> tuple[str, str | None]:
     """(identity of a model = hash of its config and weights, sha256 of the weights file).
     A model without weights file (random init) gets a key of its config alone."""
-    wsha = _sha256_file(weights) if weights and os.path.isfile(weights) else None
+    wsha = file_sha256(Path(weights)) if weights and os.path.isfile(weights) else None
     blob = json.dumps(config.to_dict(), sort_keys=True) + (wsha or "random")
     return hashlib.sha256(blob.encode()).hexdigest(), wsha
 

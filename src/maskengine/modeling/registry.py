@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -176,6 +175,3 @@ def create_model(
         model.load_state_dict(sd, strict=True)
     return model.to(device or "cpu").eval()
 
-
-def config_with(cfg: SamConfig, **changes: object) -> SamConfig:
-    return dataclasses.replace(cfg, **changes)
