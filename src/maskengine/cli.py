@@ -203,14 +203,96 @@ def _training_config():
     return TrainingConfig
 
 
+def _given_options(ctx: typer.Context) -> set[str]:
+    """Names of the options typed on the command line (not left at their default)."""
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    return {name for name, src in sources.items()
+            if src is not None and src.name == "COMMANDLINE"}
+
+
 @app.command()
 @config_options(_training_config())
-def train(config: Any) -> None:
-    """Train or fine-tune a model with simulated interaction; resumes a run folder."""
-    from .training.trainer import train as run_training
+def train(
+    ctx: typer.Context,
+    config: Any,
+    project: str | None = typer.Argument(None, help=(
+        "a project folder: run one model-in-the-loop round on its accepted masks")),
+) -> None:
+    """Train or fine-tune a model with simulated interaction; resumes a run folder.
 
-    path = run_training(config)
-    typer.echo(f"weights: {path} (plain state_dict; load with create_model(..., checkpoint=))")
+    With PROJECT: fine-tune the project's served model on its accepted masks (round
+    defaults: 300 steps, lr 2e-4; the options given override them), validate it on the
+    validation images, register it, and promote it unless the validation figures got worse.
+    A running `maskengine serve` switches to a promoted model by itself."""
+    if project is None:
+        from .training.trainer import train as run_training
+
+        path = run_training(config)
+        typer.echo(f"weights: {path} (plain state_dict; load with create_model(..., checkpoint=))")
+        return
+    from .engine.rounds import RoundConfig, RoundError, round_training_config, run_round
+    from .engine.store import Project, ProjectError
+
+    given = _given_options(ctx)
+    try:
+        fields = set(config.to_dict())
+        training = round_training_config({k: getattr(config, k) for k in given & fields})
+        proj = Project.open(project)
+    except (ValueError, ProjectError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    try:
+        result = run_round(proj, RoundConfig(training=training))
+    except RoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        proj.close()
+    typer.echo(f"version {result.version_id} (round {result.round}): {result.note}")
+
+
+@app.command()
+def status(
+    project: str = typer.Argument(..., help="a project folder"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """Per round: masks accepted, seconds and clicks per mask, masks per image, and the
+    model's validation mIoU@1 / NoC@90."""
+    import json
+
+    from .engine.rounds import round_stats
+    from .engine.store import Project, ProjectError
+
+    try:
+        proj = Project.open(project)
+    except ProjectError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    with proj.session() as s:
+        rows = round_stats(s)
+    proj.close()
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in rows], indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(v: float | None, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    table = Table(title=f"rounds of {proj.root}")
+    for col in ("round", "version", "masks", "s/mask", "clicks/mask", "masks/image",
+                "val mIoU@1", "val NoC@90", "train s", "state"):
+        table.add_column(col, justify="left" if col in ("version", "state") else "right")
+    for r in rows:
+        state = "serving" if r.serving else ("promoted" if r.promoted else "not promoted")
+        table.add_row(str(r.round), f"{r.version_id} {r.name}", str(r.masks),
+                      fmt(r.seconds_per_mask, ".1f"), fmt(r.clicks_per_mask, ".2f"),
+                      fmt(r.masks_per_image, ".1f"), fmt(r.val_miou1, ".3f"),
+                      fmt(r.val_noc90, ".2f"), fmt(r.train_seconds, ".0f"), state)
+    console = Console()
+    console.print(table)
+    for r in rows:
+        if r.note:
+            console.print(f"round {r.round} (version {r.version_id}): {r.note}")
 
 
 def _eval_config():

@@ -116,5 +116,10 @@ class EmbeddingCache:
         except Exception:  # noqa: BLE001 - a bad image is reported when it is opened
             pass
 
+    def drop_memory(self) -> None:
+        """Forget the in-memory copies (the files stay): for a model no longer served."""
+        with self._lock:
+            self._memory.clear()
+
     def close(self) -> None:
         self._worker.shutdown(wait=True, cancel_futures=True)

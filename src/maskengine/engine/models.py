@@ -85,6 +85,11 @@ class ModelVersion(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), nullable=True)
     metrics_json: Mapped[str] = mapped_column(Text, default="{}")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The served model is the one promoted last; a round that made the validation metrics
+    # worse stays unpromoted (NULL) and `note` says why.
+    promoted_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Image(Base):

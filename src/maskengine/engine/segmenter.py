@@ -133,10 +133,13 @@ class Segmenter:
     """One model version: its embedding cache and a stateless `predict`."""
 
     def __init__(
-        self, model: Sam, model_version_id: int, cache_root: Path, *, memory_items: int = 16
+        self, model: Sam, model_version_id: int, cache_root: Path, *, memory_items: int = 16,
+        name: str = "", round: int = 0,
     ) -> None:
         self.model = model
         self.model_version_id = model_version_id
+        self.name = name or f"version {model_version_id}"
+        self.round = round
         self.transform = ResizeLongestSide(model.config.image_size)
         # All decodes run on one thread, one at a time: concurrent ones would only split the
         # same cores, and each thread that calls torch keeps its own OpenMP team, so calls

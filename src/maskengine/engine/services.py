@@ -115,6 +115,16 @@ def upcoming_images(s: Session, *, after: int, n: int) -> list[Image]:
     return list(s.scalars(q.order_by(Image.id).limit(n)))
 
 
+def set_image_split(s: Session, *, image_id: int, split: str) -> Image:
+    """Move an image to the "train" or "val" split (rounds train on one, validate on the
+    other)."""
+    if split not in ("train", "val"):
+        raise InvalidField(("body", "split"), f"split must be 'train' or 'val', got {split!r}")
+    image = get_image(s, image_id=image_id)
+    image.split = split
+    return image
+
+
 def set_image_status(s: Session, *, image_id: int, status: ImageStatus) -> Image:
     image = get_image(s, image_id=image_id)
     image.status = ImageStatus(status).value

@@ -19,20 +19,31 @@ from fastapi.staticfiles import StaticFiles
 
 from ..engine import services
 from ..engine.errors import BadImage, Conflict, EngineError, Forbidden, InvalidField, NotFound
+from ..engine.rounds import promote, served_version
 from ..engine.segmenter import ModelSpec, Segmenter, model_key
 from ..engine.store import Project
 from .deps import AppState
 from .routes import images, masks, system
 from .settings import ServerSettings
+from .watcher import ModelWatcher, segmenter_for
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
 def load_state(project_dir: str | os.PathLike, settings: ServerSettings) -> AppState:
-    """Open the project and the model version that serves predictions."""
+    """Open the project and the model version that serves predictions: the project's
+    promoted version, unless --checkpoint / --model-config name other weights. A project
+    without one promotes the model it starts with (round 0)."""
     if settings.threads:
         torch.set_num_threads(settings.threads)
     project = Project.open(project_dir, db_url=settings.db)
+    with project.session() as s:
+        served = served_version(s)
+        served_id = served.id if served is not None else None
+    explicit = settings.checkpoint is not None or settings.model_config is not None
+    if served_id is not None and not explicit:
+        return AppState(project=project, settings=settings,
+                        segmenter=segmenter_for(project, settings, served_id))
     spec = ModelSpec(settings.model, settings.model_config, settings.checkpoint)
     model = spec.load(settings.device)
     key, wsha = model_key(model.config, spec.weights_file())
@@ -42,11 +53,12 @@ def load_state(project_dir: str | os.PathLike, settings: ServerSettings) -> AppS
             s, key=key, name=name, config=model.config.to_dict(),
             checkpoint=spec.weights_file(), checkpoint_sha256=wsha,
         )
+        if served_id is None:
+            promote(s, mv, note="starting model")
         mv_id, mv_round = mv.id, mv.round
     seg = Segmenter(model, mv_id, project.cache_dir / "embeddings",
-                    memory_items=settings.memory_cache)
-    return AppState(project=project, settings=settings, segmenter=seg, model_name=name,
-                    model_round=mv_round)
+                    memory_items=settings.memory_cache, name=name, round=mv_round)
+    return AppState(project=project, settings=settings, segmenter=seg)
 
 
 def _error(status_code: int, exc: EngineError) -> JSONResponse:
@@ -60,11 +72,13 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = load_state(project_dir, settings)
         app.state.engine = state
+        app.state.watcher = watcher = ModelWatcher(state, settings.model_poll)
+        watcher.start()
         try:
             yield
         finally:
-            state.segmenter.close()
-            state.project.close()
+            watcher.stop()
+            state.close()
 
     app = FastAPI(
         title="maskengine annotation server",

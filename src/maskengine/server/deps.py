@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -20,13 +20,31 @@ from .settings import ServerSettings
 @dataclass
 class AppState:
     """Everything the lifespan hook builds. `segmenter` is one model version; swapping in a
-    retrained one is replacing this reference (requests hold their own reference)."""
+    retrained one is replacing this reference (requests hold their own reference), and the
+    one replaced is kept in `retired` until shutdown so requests under way can finish."""
 
     project: Project
     settings: ServerSettings
     segmenter: Segmenter
-    model_name: str
-    model_round: int
+    retired: list[Segmenter] = field(default_factory=list)
+
+    @property
+    def model_name(self) -> str:
+        return self.segmenter.name
+
+    @property
+    def model_round(self) -> int:
+        return self.segmenter.round
+
+    def switch_to(self, segmenter: Segmenter) -> None:
+        old, self.segmenter = self.segmenter, segmenter
+        old.cache.drop_memory()  # its embeddings stay on disk until evicted
+        self.retired.append(old)
+
+    def close(self) -> None:
+        for seg in [self.segmenter, *self.retired]:
+            seg.close()
+        self.project.close()
 
     def image_ref(self, image: Image) -> ImageRef:
         return ImageRef(id=image.id, path=self.project.image_path(image), sha256=image.sha256,

@@ -16,7 +16,8 @@ class ServerSettings:
         default=None, metadata={"help": "SamConfig JSON file (instead of --model)"}
     )
     checkpoint: str | None = field(
-        default=None, metadata={"help": "weights; default: the bundled ones of --model"}
+        default=None, metadata={"help": "weights; default: the project's promoted model, "
+                                        "else the bundled weights of --model"}
     )
     device: str = field(default="cpu", metadata={"help": "torch device"})
     db: str | None = field(
@@ -29,11 +30,15 @@ class ServerSettings:
         default=16, metadata={"help": "embeddings kept in memory (the rest on disk)"}
     )
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch default)"})
+    model_poll: float = field(default=2.0, metadata={
+        "help": "seconds between checks for a newly promoted model (0: never switch)"})
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         if self.model_config is None and self.model not in MODEL_CONFIGS:
             raise ValueError(f"model must be one of {', '.join(MODEL_CONFIGS)}, got {self.model!r}")
+        if self.model_poll < 0:
+            raise ValueError(f"model_poll must be >= 0, got {self.model_poll}")
         if self.prefetch < 0 or self.memory_cache < 1 or self.threads < 0:
             raise ValueError("prefetch and threads must be >= 0, memory_cache >= 1")

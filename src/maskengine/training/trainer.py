@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..config import SamConfig
-from ..data import open_dataset
+from ..data import Dataset, open_dataset
 from ..modeling import Sam
 from ..modeling.registry import (
     MODEL_CONFIGS,
@@ -118,7 +118,8 @@ def _write_text(path: Path, text: str) -> None:
 class Trainer:
     """Trains `model` as `cfg` says, in the run folder `cfg.out`."""
 
-    def __init__(self, cfg: TrainingConfig) -> None:
+    def __init__(self, cfg: TrainingConfig, dataset: Dataset | None = None) -> None:
+        """dataset: the samples to train on; default: the one `cfg.data` names."""
         self.cfg = cfg
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if cfg.threads:
@@ -129,7 +130,9 @@ class Trainer:
         self.loss_size = cfg.loss_size or mc.low_res_size
         if mc.image_size % self.loss_size:
             raise ValueError(f"loss_size {self.loss_size} must divide image_size {mc.image_size}")
-        self.dataset = open_dataset(cfg)
+        self.dataset = dataset if dataset is not None else open_dataset(cfg)
+        if len(self.dataset) == 0:
+            raise ValueError("the training dataset holds no images")
         if cfg.freeze_image_encoder:
             self.model.image_encoder.requires_grad_(False)
         decay, no_decay = [], []
@@ -265,9 +268,9 @@ class Trainer:
         return self.run_dir / "model.pt"
 
 
-def train(cfg: TrainingConfig, progress: bool = True) -> Path:
+def train(cfg: TrainingConfig, progress: bool = True, dataset: Dataset | None = None) -> Path:
     """Train (resuming from cfg.out if it holds a run) with a Rich progress bar."""
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, dataset)
     resumed = trainer.resume_if_possible()
     if not progress:
         return trainer.run()

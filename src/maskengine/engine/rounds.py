@@ -1,0 +1,357 @@
+"""Model-in-the-loop rounds: fine-tune the served model on the accepted masks, validate it,
+register it, and promote it when it is not worse.
+
+A round (`run_round`):
+1. takes the served model version (the one promoted last; the starting model is round 0);
+2. fine-tunes it with `maskengine.training` on the accepted masks of the train split
+   (live, not rejected), in the run folder `PROJECT/runs/round_N` (a killed round resumes);
+3. evaluates the new and the served model with `maskengine.evaluation` on the accepted
+   masks of the validation split (the same images for both, so the comparison is fair);
+4. registers the new version with its metrics, and promotes it unless its validation
+   1-point mIoU fell or its NoC@90 rose (beyond `tolerance`); a running server polls the
+   store and switches to a newly promoted version without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..config import SamConfig
+from ..data.types import Sample
+from ..training.config import TrainingConfig
+from . import rle
+from .models import Image, Mask, ModelVersion, ReviewState, utcnow
+from .store import Project
+
+# Fine-tuning defaults of a round: short, gentle, cheap on a CPU. `maskengine train PROJECT`
+# options override them one by one.
+ROUND_TRAINING_DEFAULTS: dict = {
+    "steps": 300, "lr": 2e-4, "warmup_steps": 20, "batch_size": 4, "masks_per_image": 4,
+    "points": 2, "mask_only": 1, "grad_iterations": 2, "checkpoint_every": 50,
+    "keep_checkpoints": 1, "first_decay": 0.8, "second_decay": 0.95,
+}
+# Fields a round sets itself: a user value for them would be ignored, so it is refused.
+ROUND_OWNED_FIELDS = ("out", "model", "checkpoint", "data", "coco_images", "num_images",
+                      "data_seed", "scene_size")
+
+
+def round_training_config(overrides: dict | None = None) -> TrainingConfig:
+    """The round defaults with `overrides` (TrainingConfig field -> value) on top."""
+    overrides = dict(overrides or {})
+    owned = sorted(set(overrides) & set(ROUND_OWNED_FIELDS))
+    if owned:
+        raise ValueError(f"a project round sets {', '.join(owned)} itself; leave them out")
+    return TrainingConfig(**{**ROUND_TRAINING_DEFAULTS, **overrides})
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    """How a round trains and validates. `training` holds the fine-tuning recipe; its
+    out/model/checkpoint/data fields are replaced by the round."""
+
+    training: TrainingConfig = field(default_factory=round_training_config)
+    max_val_images: int = 50  # validation images evaluated at most (in id order)
+    max_clicks: int = 20  # clicks per object in the validation protocol
+    tolerance: float = 0.0  # mIoU@1 may fall (and NoC@90 rise x20) this much and still promote
+
+    def __post_init__(self) -> None:
+        if self.max_val_images < 1 or self.max_clicks < 1:
+            raise ValueError("max_val_images and max_clicks must be >= 1")
+        if self.tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+
+
+class RoundError(ValueError):
+    """A round that cannot start (no accepted masks, no served model, ...)."""
+
+
+# -- accepted masks as a training / validation dataset ----------------------------------------
+def accepted(q):  # noqa: ANN001, ANN201 - a SQLAlchemy select over Mask
+    """Restrict a select over Mask to accepted masks: live and not rejected by a reviewer."""
+    return q.where(Mask.deleted_at.is_(None), Mask.review_state != ReviewState.rejected.value)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: Path
+    height: int
+    width: int
+    counts: tuple[str, ...]
+
+
+class ProjectDataset:
+    """Images of one split with their accepted masks, as `Sample`s (image H x W x 3 uint8,
+    masks N x H x W bool). A snapshot: masks accepted later are not seen."""
+
+    def __init__(self, project: Project, split: str = "train", max_images: int = 0) -> None:
+        with project.session() as s:
+            rows = s.execute(accepted(
+                select(Image, Mask.rle_counts).join(Mask, Mask.image_id == Image.id)
+                .where(Image.split == split).order_by(Image.id, Mask.id)
+            )).all()
+        by_image: dict[int, list] = {}
+        for image, counts in rows:
+            by_image.setdefault(image.id, [project.image_path(image), image.height,
+                                           image.width, []])[3].append(counts)
+        entries = [_Entry(p, h, w, tuple(c)) for p, h, w, c in by_image.values()]
+        self.entries = entries[:max_images] if max_images else entries
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def num_masks(self) -> int:
+        return sum(len(e.counts) for e in self.entries)
+
+    def __getitem__(self, index: int) -> Sample:
+        e = self.entries[index]
+        with PILImage.open(e.path) as im:
+            image = np.asarray(im.convert("RGB"))
+        if image.shape[:2] != (e.height, e.width):
+            raise ValueError(f"{e.path} is {image.shape[1]}x{image.shape[0]}, the store says "
+                             f"{e.width}x{e.height}: the file changed after it was added")
+        masks = np.stack([rle.decode(c, e.height, e.width) for c in e.counts])
+        return Sample(image=image, masks=masks, name=e.path.stem)
+
+
+# -- model versions -----------------------------------------------------------------------------
+def served_version(s: Session) -> ModelVersion | None:
+    """The model version that serves annotators: the one promoted last."""
+    q = (select(ModelVersion).where(ModelVersion.promoted_at.is_not(None))
+         .order_by(ModelVersion.promoted_at.desc(), ModelVersion.id.desc()).limit(1))
+    return s.scalar(q)
+
+
+def promote(s: Session, mv: ModelVersion, note: str | None = None) -> None:
+    mv.promoted_at = utcnow()
+    if note is not None:
+        mv.note = note
+    s.flush()
+
+
+def weights_path(project: Project, mv: ModelVersion) -> Path | None:
+    """The weights file of a version (stored relative to the project when inside it)."""
+    if not mv.checkpoint:
+        return None
+    p = Path(mv.checkpoint)
+    return p if p.is_absolute() else project.root / p
+
+
+def load_version(project: Project, mv: ModelVersion, device: str = "cpu"):  # noqa: ANN201
+    """The Sam of a registered version (its config + weights file)."""
+    from ..modeling import create_model
+
+    config = SamConfig(**json.loads(mv.config_json))
+    path = weights_path(project, mv)
+    if path is not None and not path.is_file():
+        raise RoundError(f"model version {mv.id} (round {mv.round}): weights file {path} "
+                         f"is missing")
+    return create_model(config, checkpoint=path, device=device)
+
+
+def _relative(project: Project, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(project.root))
+    except ValueError:
+        return str(path.resolve())
+
+
+# -- one round ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RoundResult:
+    version_id: int
+    round: int
+    promoted: bool
+    note: str
+    metrics: dict
+    weights: Path
+
+
+def validate(model, dataset: ProjectDataset, max_clicks: int) -> dict:  # noqa: ANN001
+    """The evaluation protocol on the accepted validation masks -> summary dict."""
+    from ..evaluation import evaluate_interactive
+    from ..predictor import Predictor
+
+    samples = ((dataset[i].image, dataset[i].masks) for i in range(len(dataset)))
+    report = evaluate_interactive(Predictor(model), samples, max_clicks=max_clicks)
+    return report.summary()
+
+
+def _worse(new: dict, old: dict, tolerance: float) -> str | None:
+    """Why `new` validation figures are worse than `old`, or None."""
+    n, o = new["default"], old["default"]
+    if n["miou@1"] < o["miou@1"] - tolerance:
+        return f"validation mIoU@1 fell from {o['miou@1']:.3f} to {n['miou@1']:.3f}"
+    if n["noc@90"] > o["noc@90"] + 20 * tolerance:
+        return f"validation NoC@90 rose from {o['noc@90']:.2f} to {n['noc@90']:.2f}"
+    return None
+
+
+def run_round(
+    project: Project, cfg: RoundConfig | None = None, *, progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> RoundResult:
+    """Fine-tune the served model on the accepted train masks, validate, register, and
+    promote unless worse. Raises RoundError when there is nothing to train on."""
+    import torch
+
+    from ..modeling import create_model
+    from ..training.trainer import train
+    from .segmenter import model_key
+
+    cfg = cfg or RoundConfig()
+    with project.session() as s:
+        parent = served_version(s)
+        if parent is None:
+            raise RoundError("the project has no served model yet: start `maskengine serve` "
+                             "once or annotate first")
+        parent_id, parent_name = parent.id, parent.name
+        number = (s.scalar(select(ModelVersion.round).order_by(ModelVersion.round.desc())
+                           .limit(1)) or 0) + 1
+        parent_config = json.loads(parent.config_json)
+        parent_weights = weights_path(project, parent)
+    train_set = ProjectDataset(project, "train")
+    if len(train_set) == 0:
+        raise RoundError("no accepted masks on train-split images yet: annotate some first")
+    val_set = ProjectDataset(project, "val", cfg.max_val_images)
+    log(f"round {number}: fine-tuning version {parent_id} on {train_set.num_masks} masks of "
+        f"{len(train_set)} images; {val_set.num_masks} validation masks on {len(val_set)} "
+        f"images")
+
+    run_dir = project.root / "runs" / f"round_{number:03d}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_file = run_dir / "sam_config.json"
+    config_file.write_text(json.dumps(parent_config, indent=1))
+    if parent_weights is None:
+        # A randomly initialised starting model: write its weights so training starts
+        # from the same network the annotators used.
+        parent_weights = run_dir / "parent.pt"
+        torch.save(create_model(SamConfig(**parent_config)).state_dict(), parent_weights)
+    tcfg = TrainingConfig(**{**cfg.training.to_dict(), "out": str(run_dir / "train"),
+                             "model": str(config_file), "checkpoint": str(parent_weights),
+                             "data": f"project:{project.root}"})
+    t0 = time.perf_counter()
+    trained = train(tcfg, progress=progress, dataset=train_set)
+    train_seconds = time.perf_counter() - t0
+    weights = run_dir / "model.pt"
+    shutil.copyfile(trained, weights.with_suffix(".tmp"))
+    weights.with_suffix(".tmp").replace(weights)
+
+    device = tcfg.device or "cpu"
+    metrics: dict = {"train": {"images": len(train_set), "masks": train_set.num_masks,
+                               "steps": tcfg.steps, "seconds": round(train_seconds, 1)}}
+    note, promoted = "", True
+    if len(val_set):
+        new_model = create_model(SamConfig(**parent_config), checkpoint=weights, device=device)
+        metrics["val"] = validate(new_model, val_set, cfg.max_clicks)
+        with project.session() as s:
+            old_model = load_version(project, s.get(ModelVersion, parent_id), device)
+        metrics["parent_val"] = validate(old_model, val_set, cfg.max_clicks)
+        why = _worse(metrics["val"], metrics["parent_val"], cfg.tolerance)
+        if why:
+            promoted, note = False, f"kept, not promoted: {why}"
+        else:
+            v, o = metrics["val"]["default"], metrics["parent_val"]["default"]
+            note = (f"promoted: validation mIoU@1 {o['miou@1']:.3f} -> {v['miou@1']:.3f}, "
+                    f"NoC@90 {o['noc@90']:.2f} -> {v['noc@90']:.2f}")
+    else:
+        note = "promoted without validation: no accepted masks on validation images"
+    key, wsha = model_key(SamConfig(**parent_config), str(weights))
+    with project.session() as s:
+        mv = ModelVersion(key=key, name=f"{parent_name.split('@')[0]}@round{number}",
+                          config_json=json.dumps(parent_config),
+                          checkpoint=_relative(project, weights), checkpoint_sha256=wsha,
+                          round=number, parent_id=parent_id, metrics_json=json.dumps(metrics),
+                          note=note)
+        parent = s.get(ModelVersion, parent_id)
+        parent_metrics = json.loads(parent.metrics_json or "{}")
+        if "parent_val" in metrics and "val" not in parent_metrics:
+            # The starting model was never validated: its figures are these.
+            parent.metrics_json = json.dumps({**parent_metrics, "val": metrics["parent_val"]})
+        if s.scalar(select(ModelVersion).where(ModelVersion.key == key)) is not None:
+            raise RoundError(f"round {number} produced weights identical to an existing "
+                             f"version (nothing was learned?)")
+        s.add(mv)
+        s.flush()
+        if promoted:
+            promote(s, mv)
+        mv_id = mv.id
+    log(f"round {number}: version {mv_id}: {note}")
+    return RoundResult(version_id=mv_id, round=number, promoted=promoted, note=note,
+                       metrics=metrics, weights=weights)
+
+
+# -- per-round statistics ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RoundStats:
+    """One model version and the annotation it served. Masks are counted for the version
+    that served when they were made (accepted: live, not rejected); seconds and clicks
+    add up every interaction of a mask (creation and later edits)."""
+
+    version_id: int
+    round: int
+    name: str
+    promoted: bool
+    serving: bool
+    note: str
+    masks: int
+    images: int
+    seconds_per_mask: float | None
+    clicks_per_mask: float | None
+    val_miou1: float | None
+    val_noc90: float | None
+    train_seconds: float | None
+
+    @property
+    def masks_per_image(self) -> float | None:
+        return self.masks / self.images if self.images else None
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return {**asdict(self), "masks_per_image": self.masks_per_image}
+
+
+def round_stats(s: Session) -> list[RoundStats]:
+    """Every model version in round order, with the annotation statistics of its masks."""
+    from sqlalchemy import func
+
+    from .models import Interaction
+
+    counts = {v: (n, im) for v, n, im in s.execute(accepted(
+        select(Mask.model_version_id, func.count(Mask.id), func.count(Mask.image_id.distinct()))
+        .where(Mask.model_version_id.is_not(None)).group_by(Mask.model_version_id)))}
+    effort = {v: (sec, clicks) for v, sec, clicks in s.execute(accepted(
+        select(Mask.model_version_id, func.sum(Interaction.seconds),
+               func.sum(Interaction.n_clicks))
+        .join(Interaction, Interaction.mask_id == Mask.id)
+        .where(Mask.model_version_id.is_not(None)).group_by(Mask.model_version_id)))}
+    serving = served_version(s)
+    out = []
+    for mv in s.scalars(select(ModelVersion).order_by(ModelVersion.round, ModelVersion.id)):
+        n, images = counts.get(mv.id, (0, 0))
+        sec, clicks = effort.get(mv.id, (None, None))
+        metrics = json.loads(mv.metrics_json or "{}")
+        val = metrics.get("val", {}).get("default", {})
+        out.append(RoundStats(
+            version_id=mv.id, round=mv.round, name=mv.name,
+            promoted=mv.promoted_at is not None,
+            serving=serving is not None and serving.id == mv.id, note=mv.note,
+            masks=n, images=images,
+            seconds_per_mask=float(sec) / n if n and sec is not None else None,
+            clicks_per_mask=float(clicks) / n if n and clicks is not None else None,
+            val_miou1=val.get("miou@1"), val_noc90=val.get("noc@90"),
+            train_seconds=metrics.get("train", {}).get("seconds"),
+        ))
+    return out
