@@ -226,7 +226,7 @@ class EvalConfig:
     checkpoint: str | None = field(default=None, metadata={
         "help": "weights (default: the bundled ones for tiny)"})
     data: str = field(default="synthetic", metadata={
-        "help": "'synthetic', an SA-1B folder, or a COCO instances JSON"})
+        "help": "'synthetic', 'synthetic:organic', an SA-1B folder, or a COCO instances JSON"})
     coco_images: str | None = field(default=None, metadata={"help": "image folder for COCO"})
     num_images: int = field(default=20, metadata={"help": "images evaluated"})
     data_seed: int = field(default=1000, metadata={

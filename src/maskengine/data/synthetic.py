@@ -21,6 +21,7 @@ import numpy as np
 from .types import Sample
 
 OBJECT, PART, SUBPART = 0, 1, 2
+FAMILIES = ("shapes", "organic")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class SceneConfig:
     subpart_prob: float = field(default=0.6, metadata={"help": "chance a part has a sub-part"})
     noise_std: float = field(default=5.0, metadata={"help": "pixel noise std (0..255)"})
     min_area: int = field(default=30, metadata={"help": "drop visible masks below this"})
+    family: str = field(default="shapes", metadata={"help": "'shapes' (default) or 'organic'"})
 
     def __post_init__(self) -> None:
         if self.height < 16 or self.width < 16:
@@ -45,6 +47,8 @@ class SceneConfig:
             raise ValueError("need 1 <= min_objects <= max_objects")
         if not 0 < self.min_size <= self.max_size:
             raise ValueError("need 0 < min_size <= max_size")
+        if self.family not in FAMILIES:
+            raise ValueError(f"scene family {self.family!r} is not one of {', '.join(FAMILIES)}")
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,10 @@ def _color(rng: np.random.Generator, away_from: list[np.ndarray]) -> np.ndarray:
 def generate_scene(config: SceneConfig, seed: int, index: int) -> Scene:
     """Scene `index` of the stream seeded by `seed`: image H x W x 3 uint8, masks N x H x W
     bool (visible pixels only), in painting order (object, its part, its sub-part, ...)."""
+    if config.family == "organic":
+        from .organic import generate_organic_scene  # organic imports this module
+
+        return generate_organic_scene(config, seed, index)
     rng = np.random.default_rng([seed, index])
     hw = (config.height, config.width)
     short = min(hw)
@@ -189,6 +197,16 @@ def generate_scene(config: SceneConfig, seed: int, index: int) -> Scene:
                 masks.append(region.copy())
                 parents.append(obj_index if level == PART else len(masks) - 2)
             levels.append(level)
+    return _finish_scene(rng, config, image, masks, levels, parents,
+                         f"synthetic_{seed}_{index:06d}")
+
+
+def _finish_scene(rng: np.random.Generator, config: SceneConfig, image: np.ndarray,
+                  masks: list[np.ndarray], levels: list[int], parents: list[int],
+                  name: str) -> Scene:
+    """Pixel noise, optional blur and uint8 on `image` (H x W x 3 float32); drops masks
+    under `config.min_area` and renumbers `parents` to the kept masks."""
+    hw = image.shape[:2]
     image += rng.normal(0, config.noise_std, image.shape).astype(np.float32)
     image = np.clip(image, 0, 255).astype(np.uint8)
     if rng.random() < 0.5:  # soft edges half the time, as in photographs
@@ -199,7 +217,7 @@ def generate_scene(config: SceneConfig, seed: int, index: int) -> Scene:
     return Scene(
         image=image,
         masks=out_masks,
-        name=f"synthetic_{seed}_{index:06d}",
+        name=name,
         levels=np.array([levels[i] for i in keep], np.int64),
         parents=np.array([remap.get(parents[i], -1) for i in keep], np.int64),
     )

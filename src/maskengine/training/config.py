@@ -17,7 +17,7 @@ class TrainingConfig:
     checkpoint: str | None = field(default=None, metadata={
         "help": "initial weights: a state_dict file, 'bundled', or none (from scratch)"})
     data: str = field(default="synthetic", metadata={
-        "help": "'synthetic', an SA-1B folder, or a COCO instances JSON"})
+        "help": "'synthetic', 'synthetic:organic', an SA-1B folder, or a COCO instances JSON"})
     coco_images: str | None = field(default=None, metadata={
         "help": "image folder for a COCO JSON (default: next to the JSON)"})
     num_images: int = field(default=100_000, metadata={"help": "synthetic scenes in the stream"})
