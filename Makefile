@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup system-packages test lint bench bench-reference bench-generator demo clean
+.PHONY: setup system-packages test lint bench bench-reference bench-generator bench-data-engine demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench-reference: .venv-ref/.installed
 # Automatic mask generation against the official generator (same weights, images, params).
 bench-generator: .venv-ref/.installed
 	.venv-ref/bin/python benchmarks/generator.py
+
+# Model-in-the-loop rounds on a domain the bundled model never saw (simulated annotator).
+bench-data-engine: setup
+	$(BIN)/pip install --quiet -e '.[server,bench]'
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/data_engine.py
 
 # Sample images -> automatic masks with the bundled tiny model -> SA-1B JSON + overlays.
 demo: setup
