@@ -114,3 +114,11 @@ def test_round_options_owned_by_the_round_are_refused(tmp_path: Path) -> None:
     out = CliRunner().invoke(cli_app, ["train", str(sp.project.root)])
     assert out.exit_code == 1 and "no served model" in out.output
     assert np.asarray(sp.ground_truth[sp.train_ids[0]]).dtype == bool
+
+
+def test_a_second_round_of_the_same_project_is_refused(tmp_path: Path) -> None:
+    from maskengine.engine.rounds import _round_lock
+
+    sp = make_synthetic_project(tmp_path, _scenes(4, 1), [])
+    with _round_lock(sp.project), pytest.raises(RoundError, match="another round"):
+        run_round(sp.project, progress=False, log=lambda _m: None)

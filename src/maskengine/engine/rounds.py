@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,14 +204,40 @@ def run_round(
     log: Callable[[str], None] = print,
 ) -> RoundResult:
     """Fine-tune the served model on the accepted train masks, validate, register, and
-    promote unless worse. Raises RoundError when there is nothing to train on."""
+    promote unless worse. Raises RoundError when there is nothing to train on or another
+    round of the project is running."""
+    cfg = cfg or RoundConfig()
+    with _round_lock(project):
+        return _run_round(project, cfg, progress, log)
+
+
+@contextmanager
+def _round_lock(project: Project) -> Iterator[None]:
+    """One round at a time per project, across processes (CLI and server); the lock dies
+    with its process, so a killed round never blocks the next."""
+    import fcntl
+
+    path = project.root / "runs" / "round.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RoundError("another round of this project is running") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run_round(project: Project, cfg: RoundConfig, progress: bool,
+               log: Callable[[str], None]) -> RoundResult:
     import torch
 
     from ..modeling import create_model
     from ..training.trainer import train
     from .segmenter import model_key
 
-    cfg = cfg or RoundConfig()
     with project.session() as s:
         parent = served_version(s)
         if parent is None:
