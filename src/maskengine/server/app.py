@@ -23,7 +23,8 @@ from ..engine.rounds import promote, served_version
 from ..engine.segmenter import ModelSpec, Segmenter, model_key
 from ..engine.store import Project
 from .deps import AppState
-from .routes import images, masks, system
+from .round_runner import RoundRunner
+from .routes import images, masks, rounds, system
 from .settings import ServerSettings
 from .watcher import ModelWatcher, segmenter_for
 
@@ -73,10 +74,12 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
         state = load_state(project_dir, settings)
         app.state.engine = state
         app.state.watcher = watcher = ModelWatcher(state, settings.model_poll)
+        app.state.rounds = runner = RoundRunner(state.project, on_promoted=watcher.check)
         watcher.start()
         try:
             yield
         finally:
+            runner.join(timeout=5)  # a long round is left behind; it resumes next time
             watcher.stop()
             state.close()
 
@@ -86,7 +89,7 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
         version="0.1.0",
         lifespan=lifespan,
     )
-    for router in (system.router, images.router, masks.router):
+    for router in (system.router, images.router, masks.router, rounds.router):
         app.include_router(router, prefix="/api")
 
     @app.exception_handler(NotFound)

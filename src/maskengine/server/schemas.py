@@ -180,3 +180,49 @@ class ModelPublic(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+# -- model-in-the-loop rounds ----------------------------------------------------------------
+class RoundIn(BaseModel):
+    """Optional overrides of the round's fine-tuning recipe (the rest: server defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+    steps: int | None = Field(None, ge=1, le=100_000, description="training steps")
+    lr: Finite | None = Field(None, gt=0, description="peak learning rate")
+
+
+class RoundRow(BaseModel):
+    """One model version and the annotation it served (see engine.rounds.RoundStats)."""
+
+    version_id: int
+    round: int
+    name: str
+    promoted: bool
+    serving: bool
+    note: str | None
+    masks: int = Field(description="accepted masks made while this version served")
+    images: int = Field(description="images those masks are on")
+    seconds_per_mask: float | None
+    clicks_per_mask: float | None
+    masks_per_image: float | None
+    val_miou1: float | None = Field(description="validation mIoU after 1 click")
+    val_noc90: float | None = Field(description="validation clicks to IoU 0.9")
+    train_seconds: float | None
+
+
+class RoundLast(BaseModel):
+    version_id: int
+    round: int
+    promoted: bool
+    note: str
+
+
+class RoundsOut(BaseModel):
+    rows: list[RoundRow]
+    running: bool
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    last: RoundLast | None = Field(description="the round that finished last in this server")
+    error: str | None = Field(description="why the last round started here failed")
+    log: list[str] = Field(description="progress lines of the running or last round")
+    defaults: dict[str, int | float] = Field(description="steps and lr a round uses when not given")
