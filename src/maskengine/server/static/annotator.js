@@ -23,7 +23,7 @@ function overlay(bits, w, h, [r, g, b], alpha) {
 
 function fresh() {
   return { points: [], box: null, cands: [], sel: 0, bits: null, editing: null,
-    events: [], t0: null, clicks: 0, edited: false };
+    events: [], t0: null, clicks: 0, edited: false, version: null };
 }
 
 export class Annotator {
@@ -39,6 +39,7 @@ export class Annotator {
     this.tool = "prompt";
     this.brush = 10;
     this.seq = 0;
+    this.modelVersion = null; // the version serving now, as far as the page knows
     this.drag = null;
     this.workCanvas = null;
     canvas.addEventListener("contextmenu", (e) => e.preventDefault());
@@ -99,12 +100,20 @@ export class Annotator {
     const c = this.cur;
     if (!c.points.length && !c.box) { this.setWork(c.editing ? c.bits : null); return; }
     const prev = c.cands[c.sel];
+    // Low-res logits are only meaningful to the model version that made them.
+    const reuse = prev && !c.edited && c.version === this.modelVersion;
     const body = { points: c.points, box: c.box, multimask: true,
-      mask_input: prev && !c.edited ? prev.low_res : null };
+      mask_input: reuse ? prev.low_res : null };
     const seq = ++this.seq;
-    const res = await this.hooks.predict(body);
+    let res = await this.hooks.predict(body);
+    if (res && body.mask_input && res.model_version_id !== c.version && seq === this.seq) {
+      // The server switched models after our last answer: ask again without the old logits.
+      this.modelVersion = res.model_version_id;
+      res = await this.hooks.predict({ ...body, mask_input: null });
+    }
     if (seq !== this.seq || !res) return; // a newer prompt is on its way
     c.cands = res.candidates;
+    c.version = res.model_version_id;
     c.sel = 0;
     c.edited = false;
     this.setWork(decode(c.cands[0].counts, res.size[0], res.size[1]));
@@ -187,6 +196,7 @@ export class Annotator {
     return {
       counts: encode(c.bits, this.image.height, this.image.width),
       score: cand && !c.edited ? cand.score : null,
+      modelVersion: cand ? c.version : null, // the version that proposed it
       editing: c.editing,
       interaction: { events: c.events, n_clicks: c.clicks, seconds },
     };

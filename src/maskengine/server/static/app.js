@@ -2,8 +2,10 @@
 // annotator.js. No build step: plain ES modules.
 import { Api, ApiError } from "./api.js";
 import { Annotator } from "./annotator.js";
+import { RoundsPanel } from "./rounds.js";
 
 const $ = (sel) => document.querySelector(sel);
+const MODEL_POLL_MS = 15000; // a round started elsewhere (CLI) is noticed within this
 
 function readToken() {
   const m = /token=([^&]+)/.exec(location.hash);
@@ -24,6 +26,9 @@ class App {
       predict: (body) => this.predict(body),
       onChange: () => this.showCandidates(),
     });
+    this.rounds = new RoundsPanel(api, {
+      onServing: (id) => { if (this.model && id !== this.model.id) this.refreshModel(); },
+    });
     document.addEventListener("keydown", (e) => this.onKey(e));
     $("#next").addEventListener("click", () => this.step(false));
     $("#prev").addEventListener("click", () => this.step(true));
@@ -43,14 +48,17 @@ class App {
   async start() {
     try {
       const me = await this.api.get("/me");
-      this.model = await this.api.get("/model");
-      $("#user").textContent = `${me.name} (${me.role}) · model ${this.model.name} r${this.model.round}`;
+      this.setModel(await this.api.get("/model"));
+      $("#user").textContent = `${me.name} (${me.role})`;
+      this.rounds.setAdmin(me.role === "admin");
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) return showLogin("token refused");
       throw err;
     }
     $("#login").hidden = true;
     $("#main").hidden = false;
+    clearInterval(this.modelTimer);
+    this.modelTimer = setInterval(() => this.refreshModel(), MODEL_POLL_MS);
     const wanted = Number(new URLSearchParams(location.search).get("image"));
     if (wanted) return this.open(wanted);
     try {
@@ -59,6 +67,28 @@ class App {
     } catch (err) {
       this.status(err.status === 404 ? "no image left to annotate" : String(err), true);
     }
+  }
+
+  setModel(model) {
+    this.model = model;
+    this.ann.modelVersion = model.id;
+    const el = $("#model-name");
+    el.textContent = `model ${model.name} (round ${model.round})`;
+    el.dataset.version = String(model.id);
+  }
+
+  /** Ask which version serves now; a switch (a round was promoted) updates the label, and
+   * the annotator stops feeding the old version's logits back. */
+  async refreshModel() {
+    let model;
+    try {
+      model = await this.api.get("/model");
+    } catch (_) {
+      return; // the next poll tries again
+    }
+    if (this.model && model.id === this.model.id) return;
+    this.setModel(model);
+    this.status(`now serving model ${model.name} (round ${model.round})`);
   }
 
   async open(id) {
@@ -103,6 +133,7 @@ class App {
       this.status("thinking…");
       const t = performance.now();
       const res = await this.api.post(`/images/${this.image.id}/predict`, body);
+      if (res.model_version_id !== this.model.id) this.refreshModel();
       this.status(`${res.candidates.length} candidates in ${Math.round(performance.now() - t)} ms`);
       return res;
     } catch (err) {
@@ -134,7 +165,7 @@ class App {
         });
       } else {
         await this.api.post(`/images/${this.image.id}/masks`, {
-          counts: r.counts, source: "manual", model_version_id: this.model.id,
+          counts: r.counts, source: "manual", model_version_id: r.modelVersion ?? this.model.id,
           predicted_iou: r.score, interaction: r.interaction,
         });
       }
@@ -192,7 +223,9 @@ class App {
   }
 
   onKey(e) {
-    if (!this.image || e.target.tagName === "INPUT") return;
+    if (e.target.tagName === "INPUT" || $("#main").hidden) return;
+    if (this.rounds.onKey(e)) return; // R, and every key while the panel is open
+    if (!this.image) return;
     const k = e.key;
     const act = {
       Enter: () => this.accept(),

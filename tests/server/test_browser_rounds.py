@@ -1,0 +1,135 @@
+"""The Rounds panel in real Chromium: the per-round table, "Train a round" for admins, the
+model label following the switch, and no old-model logits sent to the new model.
+
+The server runs in this process (uvicorn in a thread) so the test can give the round
+runner a 2-step recipe; the page and the API are the real ones."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import uvicorn
+
+from maskengine.server.app import create_app
+from maskengine.server.settings import ServerSettings
+
+from .conftest import free_port
+from .test_browser import ARGS, CHROMIUM, _image_point
+from .test_rounds_api import TINY_ROUND, annotate, synthetic_project
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@contextmanager
+def serve_in_thread(app, timeout: float = 60.0) -> Iterator[str]:  # noqa: ANN001
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def click(page, x: float, y: float, button: str = "left") -> None:  # noqa: ANN001
+    """Click image pixel (x, y) and wait until the page shows the prediction's answer."""
+    with page.expect_response(lambda r: r.url.endswith("/predict")):
+        page.mouse.click(*_image_point(page, x, y), button=button)
+    page.wait_for_function("document.querySelector('#status').textContent.includes(' in ')")
+
+
+def _rows(page) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        "#round-table tbody tr",
+        "trs => trs.map(tr => Array.from(tr.cells, td => td.textContent))")
+
+
+def test_rounds_panel_train_and_switch(tmp_path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    sp = synthetic_project(tmp_path)
+    other = sp.project.add_user("ann", "annotator")
+    app = create_app(sp.project.root, ServerSettings(model="tiny", model_poll=0, prefetch=0))
+    with serve_in_thread(app) as url, sync_playwright() as pw:
+        app.state.rounds.template = TINY_ROUND
+        saved = annotate(sp, app.state.engine.segmenter)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        errors: list[str] = []
+
+        # An annotator sees the table but no training button.
+        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/#token={other}")
+        page.wait_for_selector("#canvas[data-ready='1']")
+        assert "model rounds" in page.locator("#shortcuts").inner_text()
+        page.keyboard.press("r")
+        page.wait_for_selector("#round-table tbody tr")
+        (row,) = _rows(page)
+        # round, version, masks, s/mask, clicks/mask, masks/image, mIoU, NoC, state, note
+        assert row[0] == "0" and row[2] == str(saved) and row[8] == "serving"
+        assert float(row[3]) >= 2.0 and float(row[4]) >= 1.0
+        assert float(row[5]) == pytest.approx(saved / len(sp.train_ids), abs=0.05)
+        assert row[6] == "–" and row[7] == "–"  # not validated before the first round
+        assert page.locator("#round-form").is_hidden()
+        page.keyboard.press("r")
+        assert not page.locator("#rounds").is_visible()
+        page.close()
+
+        # The admin makes a mask with two clicks: the second sends the first's logits back.
+        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        sent: list[dict] = []
+        page.on("request", lambda r: sent.append(json.loads(r.post_data))
+                if r.url.endswith("/predict") else None)
+        page.goto(f"{url}/#token={sp.admin_token}")
+        page.wait_for_selector("#canvas[data-ready='1']")
+        old = int(page.get_attribute("#model-name", "data-version"))
+        assert "round 0" in page.locator("#model-name").inner_text()
+        click(page, 30, 30)
+        click(page, 90, 60, button="right")
+        assert len(sent) == 2
+        assert sent[0]["mask_input"] is None and sent[1]["mask_input"] is not None
+
+        page.click("#rounds-open")
+        page.wait_for_selector("#round-form:not([hidden])")
+        assert page.get_attribute("#round-steps", "placeholder") == "2"
+        page.fill("#round-steps", "2")
+        page.click("#round-train")
+        page.wait_for_function(
+            "document.querySelectorAll('#round-table tbody tr').length === 2", timeout=120_000)
+        page.wait_for_selector("#round-state[data-state='promoted']", timeout=30_000)
+        rows = _rows(page)
+        assert [(r[0], r[8]) for r in rows] == [("0", "promoted"), ("1", "serving")]
+        assert rows[1][9].startswith("promoted") and float(rows[1][6]) >= 0.0
+        assert rows[0][6] != "–"  # the starting model got its validation figures
+        assert "round 1" in page.locator("#round-state").inner_text()
+        page.wait_for_function(f"document.querySelector('#model-name').dataset.version != {old}")
+        assert "round 1" in page.locator("#model-name").inner_text()
+        new = int(page.get_attribute("#model-name", "data-version"))
+
+        # Back on the canvas, the next click must not feed the old model's logits to the new.
+        page.keyboard.press("Escape")
+        assert not page.locator("#rounds").is_visible()
+        click(page, 40, 40)
+        assert len(sent) == 3 and sent[2]["mask_input"] is None and len(sent[2]["points"]) == 3
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelector('#status').textContent.startsWith('saved')")
+        image_id = int(page.evaluate("new URLSearchParams(location.search).get('image')"))
+        masks = page.evaluate(
+            f"fetch('/api/images/{image_id}/masks', {{headers: {{Authorization: "
+            f"'Bearer {sp.admin_token}'}}}}).then(r => r.json())")
+        assert masks[-1]["model_version_id"] == new
+        browser.close()
+    assert not errors
