@@ -59,7 +59,7 @@ class BenchConfig:
     click_budget: int = 80  # clicks per image
     max_clicks: int = 20
     steps: int = 150  # fine-tuning steps per round
-    lr: float = 4e-4
+    lr: float = 2e-4
     batch_size: int = 4
     seed: int = 0
     threads: int = 0

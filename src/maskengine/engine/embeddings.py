@@ -121,5 +121,12 @@ class EmbeddingCache:
         with self._lock:
             self._memory.clear()
 
+    def remove_files(self) -> None:
+        """Delete this version's embedding files (its model is no longer kept)."""
+        import shutil
+
+        self.drop_memory()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def close(self) -> None:
         self._worker.shutdown(wait=True, cancel_futures=True)

@@ -9,7 +9,10 @@ at the point farthest from the object's boundary; the page shows three candidate
 annotator keeps the one closest to the object (cycling candidates costs no click); then
 each click at the point farthest from the boundary of the largest error region (positive in
 a missed region, negative in a spurious one), the previous logits fed back; the mask is
-accepted at IoU >= `iou_target` or after `max_clicks` clicks. With a click budget per
+accepted at IoU >= `iou_target` or after `max_clicks` clicks — then, like a person who
+sees clicks stop helping, it finishes the mask with the brush (`brush_fix`: the ground
+truth is saved, `brush_seconds` credited), so accepted masks are good training data even
+when the model is weak. With a click budget per
 image, the annotator stops when it is spent (an unfinished object is not saved): a better
 model leaves clicks for more objects, which is how masks per image grow.
 """
@@ -38,11 +41,17 @@ class AnnotatorConfig:
         "help": "human seconds credited per click (model time is measured and added)"})
     pick_best: bool = field(default=True, metadata={
         "help": "keep the candidate closest to the object (else the top-scored one)"})
+    brush_fix: bool = field(default=True, metadata={
+        "help": "after max_clicks below iou_target, finish with the brush/eraser: the saved "
+                "mask is the ground truth (else the model's last mask is saved as it is)"})
+    brush_seconds: float = field(default=15.0, metadata={
+        "help": "human seconds credited for a brush fix"})
 
     def __post_init__(self) -> None:
         if not 0 < self.iou_target <= 1:
             raise ValueError(f"iou_target must be in (0, 1], got {self.iou_target}")
-        if self.max_clicks < 1 or self.click_budget < 0 or self.seconds_per_click < 0:
+        if self.max_clicks < 1 or self.click_budget < 0 or min(self.seconds_per_click,
+                                                                 self.brush_seconds) < 0:
             raise ValueError("max_clicks must be >= 1, click_budget and seconds_per_click >= 0")
 
 
@@ -135,6 +144,11 @@ class SimulatedAnnotator:
             budget -= clicks
             seconds = clicks * cfg.seconds_per_click + model_s
             finished = iou >= cfg.iou_target or clicks >= cfg.max_clicks
+            if finished and iou < cfg.iou_target and cfg.brush_fix:
+                # What a person does in the page when clicks stop helping: paint the rest.
+                pred = gt_masks[k]
+                seconds += cfg.brush_seconds
+                events.append({"t": round(seconds, 3), "type": "brush", "fix": True})
             mask_id = None
             if finished and pred.any():
                 with self.project.session() as s:

@@ -37,9 +37,16 @@ class AppState:
         return self.segmenter.round
 
     def switch_to(self, segmenter: Segmenter) -> None:
+        """Serve `segmenter` from now on. The replaced version's embeddings stay on disk
+        until `settings.keep_versions` newer versions have been served; then they are
+        deleted."""
         old, self.segmenter = self.segmenter, segmenter
-        old.cache.drop_memory()  # its embeddings stay on disk until evicted
+        old.cache.drop_memory()
         self.retired.append(old)
+        while len(self.retired) >= self.settings.keep_versions:
+            gone = self.retired.pop(0)
+            gone.close()
+            gone.cache.remove_files()
 
     def close(self) -> None:
         for seg in [self.segmenter, *self.retired]:

@@ -32,12 +32,16 @@ class ServerSettings:
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch default)"})
     model_poll: float = field(default=2.0, metadata={
         "help": "seconds between checks for a newly promoted model (0: never switch)"})
+    keep_versions: int = field(default=2, metadata={
+        "help": "model versions whose embeddings stay cached on disk, the served one included"})
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         if self.model_config is None and self.model not in MODEL_CONFIGS:
             raise ValueError(f"model must be one of {', '.join(MODEL_CONFIGS)}, got {self.model!r}")
+        if self.keep_versions < 1:
+            raise ValueError(f"keep_versions must be >= 1, got {self.keep_versions}")
         if self.model_poll < 0:
             raise ValueError(f"model_poll must be >= 0, got {self.model_poll}")
         if self.prefetch < 0 or self.memory_cache < 1 or self.threads < 0:
