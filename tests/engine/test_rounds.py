@@ -122,3 +122,8 @@ def test_a_second_round_of_the_same_project_is_refused(tmp_path: Path) -> None:
     sp = make_synthetic_project(tmp_path, _scenes(4, 1), [])
     with _round_lock(sp.project), pytest.raises(RoundError, match="another round"):
         run_round(sp.project, progress=False, log=lambda _m: None)
+    from maskengine.engine.rounds import round_running
+
+    assert not round_running(sp.project)
+    with _round_lock(sp.project):
+        assert round_running(sp.project)

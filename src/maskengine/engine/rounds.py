@@ -230,6 +230,15 @@ def _round_lock(project: Project) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def round_running(project: Project) -> bool:
+    """Whether a round of the project holds the lock now (in any process)."""
+    try:
+        with _round_lock(project):
+            return False
+    except RoundError:
+        return True
+
+
 def _run_round(project: Project, cfg: RoundConfig, progress: bool,
                log: Callable[[str], None]) -> RoundResult:
     import torch

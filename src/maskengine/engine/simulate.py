@@ -4,7 +4,7 @@ protocol clicks, through the same code the web page's requests run (`make_prompt
 `services.set_image_status` for "done"), so its masks, clicks and seconds land in the
 store exactly like a person's.
 
-Per object (largest first, as people label the prominent objects first): the first click
+Per object (in random order, or largest first): the first click
 at the point farthest from the object's boundary; the page shows three candidates and the
 annotator keeps the one closest to the object (cycling candidates costs no click); then
 each click at the point farthest from the boundary of the largest error region (positive in
@@ -41,6 +41,8 @@ class AnnotatorConfig:
         "help": "human seconds credited per click (model time is measured and added)"})
     pick_best: bool = field(default=True, metadata={
         "help": "keep the candidate closest to the object (else the top-scored one)"})
+    order: str = field(default="random", metadata={
+        "help": "which objects first: 'random' (seeded by image id) or 'largest'"})
     brush_fix: bool = field(default=True, metadata={
         "help": "after max_clicks below iou_target, finish with the brush/eraser: the saved "
                 "mask is the ground truth (else the model's last mask is saved as it is)"})
@@ -48,6 +50,8 @@ class AnnotatorConfig:
         "help": "human seconds credited for a brush fix"})
 
     def __post_init__(self) -> None:
+        if self.order not in ("random", "largest"):
+            raise ValueError(f"order must be 'random' or 'largest', got {self.order!r}")
         if not 0 < self.iou_target <= 1:
             raise ValueError(f"iou_target must be in (0, 1], got {self.iou_target}")
         if self.max_clicks < 1 or self.click_budget < 0 or min(self.seconds_per_click,
@@ -134,7 +138,10 @@ class SimulatedAnnotator:
         if gt_masks.shape[1:] != (ref.height, ref.width):
             raise ValueError(f"ground truth is {gt_masks.shape[1:]}, image {image_id} is "
                              f"{(ref.height, ref.width)}")
-        order = np.argsort(-gt_masks.reshape(len(gt_masks), -1).sum(1), kind="stable")
+        if cfg.order == "largest":
+            order = np.argsort(-gt_masks.reshape(len(gt_masks), -1).sum(1), kind="stable")
+        else:
+            order = np.random.default_rng(image_id).permutation(len(gt_masks))
         budget = cfg.click_budget or cfg.max_clicks * max(len(gt_masks), 1)
         objects = []
         for k in order:

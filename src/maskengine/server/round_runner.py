@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..engine.rounds import RoundConfig, RoundError, RoundResult, run_round
+from ..engine.rounds import RoundConfig, RoundError, RoundResult, round_running, run_round
 from ..engine.store import Project
 
 log = logging.getLogger("maskengine.server")
@@ -94,6 +94,9 @@ class RoundRunner:
         with self._lock:
             if self._running:
                 raise RoundBusy(f"a round is running since {self._started_at:%H:%M:%S} UTC")
+            if round_running(self.project):
+                raise RoundBusy("a round of this project is running in another process "
+                                "(maskengine train PROJECT)")
             self._running, self._error, self._log = True, None, []
             self._started_at, self._finished_at = dt.datetime.now(dt.UTC), None
             # A daemon: stopping the server does not wait for a long round; the round is

@@ -31,7 +31,8 @@ class ServerSettings:
     )
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch default)"})
     model_poll: float = field(default=2.0, metadata={
-        "help": "seconds between checks for a newly promoted model (0: never switch)"})
+        "help": "seconds between checks for a newly promoted model (0: no checks; a round "
+                "started from this server's page still switches)"})
     keep_versions: int = field(default=2, metadata={
         "help": "model versions whose embeddings stay cached on disk, the served one included"})
 

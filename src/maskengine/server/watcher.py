@@ -54,11 +54,14 @@ class ModelWatcher:
             promoted = self._promoted_id()
             if promoted is None or promoted == self._last:
                 return False
-            self._last = promoted
-            if promoted == self.state.segmenter.model_version_id:
+            if promoted != self.state.segmenter.model_version_id:
+                # Remembered only once loaded: a version that fails to load is tried again.
+                self.state.switch_to(
+                    segmenter_for(self.state.project, self.state.settings, promoted))
+            else:
+                self._last = promoted
                 return False
-            self.state.switch_to(
-                segmenter_for(self.state.project, self.state.settings, promoted))
+            self._last = promoted
             log.warning("now serving model version %s (%s)", promoted, self.state.model_name)
             return True
 
