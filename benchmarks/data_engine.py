@@ -53,13 +53,13 @@ from maskengine.server.watcher import segmenter_for  # noqa: E402
 @dataclass(frozen=True)
 class BenchConfig:
     rounds: int = 4  # retrainings; rounds 0..R annotate
-    images: int = 6  # images annotated per round
-    val_images: int = 8
+    images: int = 10  # images annotated per round
+    val_images: int = 6
     scene_size: int = 256
     click_budget: int = 80  # clicks per image
     max_clicks: int = 20
-    steps: int = 150  # fine-tuning steps per round
-    lr: float = 2e-4
+    steps: int = 200  # fine-tuning steps per round
+    lr: float = 1e-4
     batch_size: int = 4
     seed: int = 0
     threads: int = 0
