@@ -217,6 +217,11 @@ def train(
     config: Any,
     project: str | None = typer.Argument(None, help=(
         "a project folder: run one model-in-the-loop round on its accepted masks")),
+    replay: str | None = typer.Option(None, "--replay", help=(
+        "with PROJECT: old data replayed with the accepted masks ('synthetic', an SA-1B "
+        "folder, a COCO JSON) against forgetting")),
+    replay_fraction: float = typer.Option(0.5, "--replay-fraction", help=(
+        "with PROJECT and --replay: share of training samples from the replayed data")),
 ) -> None:
     """Train or fine-tune a model with simulated interaction; resumes a run folder.
 
@@ -225,6 +230,8 @@ def train(
     validation images, register it, and promote it unless the validation figures got worse.
     A running `maskengine serve` switches to a promoted model by itself."""
     if project is None:
+        if replay is not None:
+            raise typer.BadParameter("--replay applies to a project round: give PROJECT")
         from .training.trainer import train as run_training
 
         path = run_training(config)
@@ -237,11 +244,13 @@ def train(
     try:
         fields = set(config.to_dict())
         training = round_training_config({k: getattr(config, k) for k in given & fields})
+        round_cfg = RoundConfig(training=training, replay=replay,
+                                replay_fraction=replay_fraction)
         proj = Project.open(project)
     except (ValueError, ProjectError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     try:
-        result = run_round(proj, RoundConfig(training=training))
+        result = run_round(proj, round_cfg)
     except RoundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

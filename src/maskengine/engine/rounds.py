@@ -64,10 +64,16 @@ class RoundConfig:
     max_val_images: int = 50  # validation images evaluated at most (in id order)
     max_clicks: int = 20  # clicks per object in the validation protocol
     tolerance: float = 0.0  # mIoU@1 may fall (and NoC@90 rise x20) this much and still promote
+    # Old data replayed with the accepted masks ('synthetic', 'synthetic:organic', an SA-1B
+    # folder or a COCO JSON; None: accepted masks only), as this share of the samples.
+    replay: str | None = None
+    replay_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.max_val_images < 1 or self.max_clicks < 1:
             raise ValueError("max_val_images and max_clicks must be >= 1")
+        if not 0.0 <= self.replay_fraction < 1.0:
+            raise ValueError(f"replay_fraction must be in [0, 1), got {self.replay_fraction}")
         if self.tolerance < 0:
             raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
 
@@ -278,7 +284,15 @@ def _run_round(project: Project, cfg: RoundConfig, progress: bool,
                              "model": str(config_file), "checkpoint": str(parent_weights),
                              "data": f"project:{project.root}"})
     t0 = time.perf_counter()
-    trained = train(tcfg, progress=progress, dataset=train_set)
+    data = train_set
+    if cfg.replay:
+        from ..data import open_dataset
+        from ..data.mix import MixedDataset
+
+        replay = open_dataset(TrainingConfig(data=cfg.replay, num_images=1_000_000))
+        data = MixedDataset(train_set, replay, cfg.replay_fraction)
+        log(f"round {number}: replaying {cfg.replay} as {cfg.replay_fraction:.0%} of samples")
+    trained = train(tcfg, progress=progress, dataset=data)
     train_seconds = time.perf_counter() - t0
     weights = run_dir / "model.pt"
     shutil.copyfile(trained, weights.with_suffix(".tmp"))
@@ -286,6 +300,8 @@ def _run_round(project: Project, cfg: RoundConfig, progress: bool,
 
     device = tcfg.device or "cpu"
     metrics: dict = {"train": {"images": len(train_set), "masks": train_set.num_masks,
+                               "replay": cfg.replay,
+                               "replay_fraction": cfg.replay_fraction if cfg.replay else 0.0,
                                "steps": tcfg.steps, "seconds": round(train_seconds, 1)}}
     note, promoted = "", True
     if len(val_set):
