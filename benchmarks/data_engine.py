@@ -6,8 +6,9 @@ project holds scenes of the "organic" family (other shapes, textures and sizes).
 round r = 0..R: the simulated annotator (maskengine.engine.simulate: clicks like the
 evaluation protocol, accepts at IoU >= 0.9 or after 20 clicks, a click budget per image)
 labels a new batch of images with the served model through the server's own code; then,
-for r < R, `run_round` fine-tunes the served model on every mask accepted so far,
-validates it on the validation images and promotes it unless worse.
+for r < R, `run_round` fine-tunes the served model on every mask accepted so far (with
+the shapes family replayed as half of the samples, against forgetting), validates it on
+the validation images and promotes it unless worse.
 
 Per round: clicks per mask, masks per image, seconds per mask (2 s per click credited plus
 the model's own time), the served model's validation 1-point mIoU and NoC@90, and the
@@ -61,6 +62,8 @@ class BenchConfig:
     steps: int = 200  # fine-tuning steps per round
     lr: float = 1e-4
     batch_size: int = 4
+    replay: str = "synthetic"  # old data replayed in each round ('' for none)
+    replay_fraction: float = 0.5
     seed: int = 0
     threads: int = 0
     name: str = "data_engine"  # results/<name>.json and .png
@@ -131,9 +134,10 @@ def main() -> None:
             print(f"round {r}: annotated {len(batch)} images with version "
                   f"{seg.model_version_id}", flush=True)
             if r < cfg.rounds:
-                res = run_round(sp.project, RoundConfig(training=training,
-                                                        max_clicks=cfg.max_clicks),
-                                progress=False)
+                round_cfg = RoundConfig(training=training, max_clicks=cfg.max_clicks,
+                                        replay=cfg.replay or None,
+                                        replay_fraction=cfg.replay_fraction)
+                res = run_round(sp.project, round_cfg, progress=False)
                 entry.update(next_version=res.version_id, promoted=res.promoted,
                              note=res.note, train_seconds=res.metrics["train"]["seconds"])
                 with sp.project.session() as s:

@@ -38,7 +38,7 @@ from .store import Project
 # options override them one by one.
 ROUND_TRAINING_DEFAULTS: dict = {
     "steps": 300, "lr": 2e-4, "warmup_steps": 20, "batch_size": 4, "masks_per_image": 4,
-    "points": 2, "mask_only": 1, "grad_iterations": 2, "checkpoint_every": 50,
+    "points": 8, "mask_only": 2, "grad_iterations": 2, "checkpoint_every": 50,
     "keep_checkpoints": 1, "first_decay": 0.8, "second_decay": 0.95,
 }
 # Fields a round sets itself: a user value for them would be ignored, so it is refused.
