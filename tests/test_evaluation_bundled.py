@@ -25,5 +25,5 @@ def test_bundled_tiny_keeps_its_quality_on_unseen_scenes():
     # the protocol shows here; the full figures are in docs/training.md.
     res = run_evaluation(EvalConfig(num_images=3, max_clicks=5), progress=False)
     assert res["objects"] >= 20
-    assert res["default"]["miou@1"] >= 0.30  # measured 0.347
-    assert res["oracle"]["miou@1"] >= 0.42  # measured 0.475
+    assert res["default"]["miou@1"] >= 0.34  # measured 0.385
+    assert res["oracle"]["miou@1"] >= 0.46  # measured 0.514
