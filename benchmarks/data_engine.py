@@ -34,9 +34,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, environment, write_results  # noqa: E402
 from maskengine.data import SceneConfig, generate_scene  # noqa: E402
+from maskengine.engine.round_stats import round_stats  # noqa: E402
 from maskengine.engine.rounds import (  # noqa: E402
     RoundConfig,
-    round_stats,
     round_training_config,
     run_round,
     served_version,

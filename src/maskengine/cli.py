@@ -268,7 +268,7 @@ def status(
     model's validation mIoU@1 / NoC@90."""
     import json
 
-    from .engine.rounds import round_stats
+    from .engine.round_stats import round_stats
     from .engine.store import Project, ProjectError
 
     try:

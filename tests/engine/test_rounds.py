@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from maskengine.cli import app as cli_app
 from maskengine.data import SceneConfig, generate_scene
+from maskengine.engine.round_stats import round_stats
 from maskengine.engine.rounds import (
     RoundConfig,
     RoundError,
-    round_stats,
     round_training_config,
     run_round,
     served_version,

@@ -28,6 +28,7 @@ from .synthetic import (
     SUBPART,
     Scene,
     SceneConfig,
+    _add_region,
     _color,
     _finish_scene,
     _smooth_noise,
@@ -286,13 +287,6 @@ def generate_organic_scene(config: SceneConfig, seed: int, index: int) -> Scene:
             for m in masks[:obj_index]:  # occlusion: hides earlier objects, not its own
                 m[box] &= hidden
             occupied[box] |= region[box]
-            if level == OBJECT:
-                masks.append(region.copy())
-                parents.append(-1)
-            else:
-                masks[obj_index] |= region
-                masks.append(region.copy())
-                parents.append(obj_index if level == PART else len(masks) - 2)
-            levels.append(level)
+            _add_region(masks, levels, parents, region, level, obj_index)
     return _finish_scene(rng, config, image, masks, levels, parents,
                          f"organic_{seed}_{index:06d}")

@@ -135,6 +135,21 @@ def _color(rng: np.random.Generator, away_from: list[np.ndarray]) -> np.ndarray:
     return c
 
 
+def _add_region(masks: list[np.ndarray], levels: list[int], parents: list[int],
+                region: np.ndarray, level: int, obj_index: int) -> None:
+    """Record one drawn region in the hierarchy: an object starts a new mask; a part or
+    sub-part joins its object's mask and gets its own, parented to the object (part) or to
+    the part drawn just before it (sub-part)."""
+    if level == OBJECT:
+        masks.append(region.copy())
+        parents.append(-1)
+    else:
+        masks[obj_index] |= region
+        masks.append(region.copy())
+        parents.append(obj_index if level == PART else len(masks) - 2)
+    levels.append(level)
+
+
 def generate_scene(config: SceneConfig, seed: int, index: int) -> Scene:
     """Scene `index` of the stream seeded by `seed`: image H x W x 3 uint8, masks N x H x W
     bool (visible pixels only), in painting order (object, its part, its sub-part, ...)."""
@@ -189,14 +204,7 @@ def generate_scene(config: SceneConfig, seed: int, index: int) -> Scene:
                 region[box]]
             for m in masks[:obj_index]:  # occlusion: hides earlier objects, not its own
                 m &= ~region
-            if level == OBJECT:
-                masks.append(region.copy())
-                parents.append(-1)
-            else:
-                masks[obj_index] |= region
-                masks.append(region.copy())
-                parents.append(obj_index if level == PART else len(masks) - 2)
-            levels.append(level)
+            _add_region(masks, levels, parents, region, level, obj_index)
     return _finish_scene(rng, config, image, masks, levels, parents,
                          f"synthetic_{seed}_{index:06d}")
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, HTTPException, Request, status
 
 from ...engine import services
 from ...engine.errors import InvalidField
-from ...engine.rounds import round_stats
+from ...engine.round_stats import round_stats
 from ..deps import SessionDep, UserDep
 from ..round_runner import RoundBusy, RoundRunner
 from ..schemas import RoundIn, RoundLast, RoundRow, RoundsOut
