@@ -104,6 +104,8 @@ def test_rounds_panel_train_and_switch(tmp_path) -> None:
 
         page.click("#rounds-open")
         page.wait_for_selector("#round-form:not([hidden])")
+        # The form shows at page load; its defaults arrive with the panel's GET /api/rounds.
+        page.wait_for_selector("#round-steps[placeholder]")
         assert page.get_attribute("#round-steps", "placeholder") == "2"
         page.fill("#round-steps", "2")
         page.click("#round-train")
