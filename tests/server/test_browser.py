@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -133,9 +134,14 @@ def test_cycle_undo_clear_box_brush_and_edit(browser, served) -> None:
     page.keyboard.press("b")
     page.mouse.click(*_image_point(page, 50, 80))
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#status').textContent.startsWith('saved')")
     auth = {"Authorization": f"Bearer {info.token}"}
-    (mask,) = httpx.get(f"{server.url}/api/images/2/masks", headers=auth).json()
+    # The status line said "saved" already after the first accept, so it cannot tell when
+    # this save lands: wait on the store instead (at most 15 s).
+    for _ in range(150):
+        (mask,) = httpx.get(f"{server.url}/api/images/2/masks", headers=auth).json()
+        if mask["version"] >= 2:
+            break
+        time.sleep(0.1)
     assert mask["version"] == 2 and mask["area"] > painted
 
     # Select it again and delete it.
