@@ -1,5 +1,6 @@
 """The Rounds panel in real Chromium: the per-round table, "Train a round" for admins, the
-model label following the switch, and no old-model logits sent to the new model.
+model label following the switch, no old-model logits sent to the new model, and a running
+round's progress line and Cancel button.
 
 The server runs in this process (uvicorn in a thread) so the test can give the round
 runner a 2-step recipe; the page and the API are the real ones."""
@@ -7,6 +8,7 @@ runner a 2-step recipe; the page and the API are the real ones."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from maskengine.server.settings import ServerSettings
 
 from .conftest import free_port
 from .test_browser import ARGS, CHROMIUM, _image_point
-from .test_rounds_api import TINY_ROUND, annotate, synthetic_project
+from .test_rounds_api import TINY_ROUND, annotate, hold_training, synthetic_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -133,5 +135,64 @@ def test_rounds_panel_train_and_switch(tmp_path) -> None:
             f"fetch('/api/images/{image_id}/masks', {{headers: {{Authorization: "
             f"'Bearer {sp.admin_token}'}}}}).then(r => r.json())")
         assert masks[-1]["model_version_id"] == new
+        browser.close()
+    assert not errors
+
+
+def test_rounds_panel_progress_and_cancel(tmp_path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    sp = synthetic_project(tmp_path)
+    app = create_app(sp.project.root, ServerSettings(model="tiny", model_poll=0, prefetch=0))
+    with serve_in_thread(app) as url, sync_playwright() as pw:
+        runner = app.state.rounds
+        runner.template = TINY_ROUND
+        annotate(sp, app.state.engine.segmenter)
+        # Training pauses after step 1 of 5, so the page has a known progress to show.
+        held = hold_training(runner, at_step=1)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        errors: list[str] = []
+        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(f"{url}/#token={sp.admin_token}")
+            page.wait_for_selector("#canvas[data-ready='1']")
+            page.keyboard.press("r")
+            page.wait_for_selector("#round-steps[placeholder]")
+            assert page.locator("#round-cancel").is_hidden()
+            assert page.locator("#round-progress").is_hidden()
+            page.fill("#round-steps", "5")
+            page.click("#round-train")
+            page.wait_for_selector("#round-cancel:not([hidden])")
+            assert page.locator("#round-train").is_disabled()
+
+            # The next poll after step 1 shows its progress.
+            page.wait_for_function("document.querySelector('#round-progress-text')"
+                                   ".textContent.startsWith('step 1 of 5')", timeout=120_000)
+            text = page.locator("#round-progress-text").inner_text()
+            assert re.fullmatch(r"step 1 of 5 · loss \d+\.\d{4} · IoU [01]\.\d{3} · "
+                                r"\d+\.\d\d steps/s · ETA (\d+ s|\d+:\d\d)", text), text
+            assert page.locator("#round-progress").is_visible()
+            assert page.evaluate("document.querySelector('#round-bar').value") == 0.2
+            assert page.get_attribute("#round-state", "data-state") == "running"
+            assert "training" in page.locator("#round-state").inner_text()
+
+            with page.expect_response(lambda r: r.url.endswith("/api/rounds")
+                                      and r.request.method == "DELETE") as resp:
+                page.click("#round-cancel")
+            assert resp.value.status == 202
+            # One check of both: a poll answered just before the DELETE may still land.
+            page.wait_for_function(
+                "document.querySelector('#round-state').dataset.state === 'cancelling'"
+                " && document.querySelector('#round-cancel').disabled")
+        finally:
+            held.release.set()
+        page.wait_for_selector("#round-state[data-state='cancelled']", timeout=60_000)
+        state = page.locator("#round-state").inner_text()
+        assert "cancelled after step 2 of 5" in state and "resumes" in state
+        assert page.locator("#round-cancel").is_hidden()
+        assert page.locator("#round-train").is_enabled()
+        assert [r[0] for r in _rows(page)] == ["0"]  # nothing registered
+        assert page.locator("#round-progress-text").inner_text().startswith("step 2 of 5")
         browser.close()
     assert not errors

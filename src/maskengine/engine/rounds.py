@@ -82,6 +82,12 @@ class RoundError(ValueError):
     """A round that cannot start (no accepted masks, no served model, ...)."""
 
 
+class RoundCancelled(Exception):  # noqa: N818 - reads as what happened, like KeyboardInterrupt
+    """Raised by a round's own callback (`on_step` / `on_phase`) to stop it: nothing is
+    registered, and the run folder stays, so the next round resumes from its last
+    checkpoint."""
+
+
 # -- accepted masks as a training / validation dataset ----------------------------------------
 def accepted(q):  # noqa: ANN001, ANN201 - a SQLAlchemy select over Mask
     """Restrict a select over Mask to accepted masks: live and not rejected by a reviewer."""
@@ -208,13 +214,19 @@ def _worse(new: dict, old: dict, tolerance: float) -> str | None:
 def run_round(
     project: Project, cfg: RoundConfig | None = None, *, progress: bool = True,
     log: Callable[[str], None] = print,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> RoundResult:
     """Fine-tune the served model on the accepted train masks, validate, register, and
     promote unless worse. Raises RoundError when there is nothing to train on or another
-    round of the project is running."""
+    round of the project is running.
+
+    on_step(step, log) follows training (`training.trainer.train`); on_phase(name) is
+    called as "training", "validating" and "registering" begin. Either may raise
+    RoundCancelled (or anything else) to stop the round there; the lock is released."""
     cfg = cfg or RoundConfig()
     with _round_lock(project):
-        return _run_round(project, cfg, progress, log)
+        return _run_round(project, cfg, progress, log, on_step, on_phase or (lambda _p: None))
 
 
 @contextmanager
@@ -246,7 +258,9 @@ def round_running(project: Project) -> bool:
 
 
 def _run_round(project: Project, cfg: RoundConfig, progress: bool,
-               log: Callable[[str], None]) -> RoundResult:
+               log: Callable[[str], None],
+               on_step: Callable[[int, dict[str, float]], None] | None,
+               on_phase: Callable[[str], None]) -> RoundResult:
     import torch
 
     from ..modeling import create_model
@@ -292,7 +306,8 @@ def _run_round(project: Project, cfg: RoundConfig, progress: bool,
         replay = open_dataset(TrainingConfig(data=cfg.replay, num_images=1_000_000))
         data = MixedDataset(train_set, replay, cfg.replay_fraction)
         log(f"round {number}: replaying {cfg.replay} as {cfg.replay_fraction:.0%} of samples")
-    trained = train(tcfg, progress=progress, dataset=data)
+    on_phase("training")
+    trained = train(tcfg, progress=progress, dataset=data, on_step=on_step)
     train_seconds = time.perf_counter() - t0
     weights = run_dir / "model.pt"
     shutil.copyfile(trained, weights.with_suffix(".tmp"))
@@ -305,6 +320,7 @@ def _run_round(project: Project, cfg: RoundConfig, progress: bool,
                                "steps": tcfg.steps, "seconds": round(train_seconds, 1)}}
     note, promoted = "", True
     if len(val_set):
+        on_phase("validating")
         new_model = create_model(SamConfig(**parent_config), checkpoint=weights, device=device)
         metrics["val"] = validate(new_model, val_set, cfg.max_clicks)
         with project.session() as s:
@@ -319,6 +335,7 @@ def _run_round(project: Project, cfg: RoundConfig, progress: bool,
                     f"NoC@90 {o['noc@90']:.2f} -> {v['noc@90']:.2f}")
     else:
         note = "promoted without validation: no accepted masks on validation images"
+    on_phase("registering")
     key, wsha = model_key(SamConfig(**parent_config), str(weights))
     with project.session() as s:
         mv = ModelVersion(key=key, name=f"{parent_name.split('@')[0]}@round{number}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ from ..engine.rounds import promote, served_version
 from ..engine.segmenter import ModelSpec, Segmenter, model_key
 from ..engine.store import Project
 from .deps import AppState
-from .round_runner import RoundRunner
+from .round_runner import NoRound, RoundRunner
 from .routes import images, masks, rounds, system
 from .settings import ServerSettings
 from .watcher import ModelWatcher, segmenter_for
@@ -79,7 +79,11 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
         try:
             yield
         finally:
-            runner.join(timeout=5)  # a long round is left behind; it resumes next time
+            # A running round is cancelled: it stops at its next step (a step slower than
+            # the 5 s wait is left behind); either way the next round resumes its run folder.
+            with suppress(NoRound):
+                runner.cancel()
+            runner.join(timeout=5)
             watcher.stop()
             state.close()
 

@@ -1,10 +1,14 @@
 """Running a model-in-the-loop round inside the server process, started from the web page.
 
 `RoundRunner` runs `engine.rounds.run_round` in one background thread at a time, keeps what
-the page shows while it runs (started at, log lines) and what it ended with (the new version,
-or the error), and switches the served model right after a promotion instead of waiting for
-the watcher's next poll. Prediction requests keep being answered while the round trains
-(they share the CPU with it).
+the page shows while it runs (started at, phase, training progress, log lines) and what it
+ended with (the new version, the error, or a cancel), and switches the served model right
+after a promotion instead of waiting for the watcher's next poll. Prediction requests keep
+being answered while the round trains (they share the CPU with it).
+
+`cancel` stops a running round at its next training step (or before validation or
+registering): the round's own callbacks raise RoundCancelled, so nothing is registered, the
+round lock is released, and the run folder stays for the next round to resume from.
 """
 
 from __future__ import annotations
@@ -12,11 +16,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..engine.rounds import RoundConfig, RoundError, RoundResult, round_running, run_round
+from ..engine.rounds import (
+    RoundCancelled,
+    RoundConfig,
+    RoundError,
+    RoundResult,
+    round_running,
+    run_round,
+)
 from ..engine.store import Project
 
 log = logging.getLogger("maskengine.server")
@@ -35,8 +48,23 @@ class RoundOutcome:
 
 
 @dataclass(frozen=True)
+class TrainProgress:
+    """Training of the running round after its latest step. loss and iou (the mean IoU of
+    the first prompt's masks) are None when not finite; steps_per_s is measured over the
+    steps this run did (wall clock, checkpoint writes included), eta_s assumes it holds."""
+
+    step: int  # steps done, counting those of a run this round resumed
+    steps: int
+    loss: float | None
+    iou: float | None
+    steps_per_s: float
+    eta_s: float
+
+
+@dataclass(frozen=True)
 class RunnerState:
-    """A consistent snapshot of the runner (times are UTC)."""
+    """A consistent snapshot of the runner (times are UTC). phase: None when idle, else
+    "starting", "training", "validating", "registering" or "cancelling"."""
 
     running: bool
     started_at: dt.datetime | None
@@ -44,10 +72,21 @@ class RunnerState:
     last: RoundOutcome | None
     error: str | None
     log: tuple[str, ...]
+    phase: str | None = None
+    progress: TrainProgress | None = None  # of the running round, or where the last stopped
+    cancelled: bool = False  # the last round ended by `cancel`
 
 
 class RoundBusy(RuntimeError):
     """A round was asked for while one is running."""
+
+
+class NoRound(RuntimeError):
+    """A cancel was asked for while no round runs."""
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 class RoundRunner:
@@ -72,6 +111,11 @@ class RoundRunner:
         self._last: RoundOutcome | None = None
         self._error: str | None = None
         self._log: list[str] = []
+        self._phase: str | None = None
+        self._progress: TrainProgress | None = None
+        self._cancelled = False
+        self._cancel = threading.Event()
+        self._first_step: tuple[int, float] | None = None  # (step before it, its start time)
 
     def config(self, overrides: dict | None = None) -> RoundConfig:
         """The template with TrainingConfig field overrides on top (validated by
@@ -85,7 +129,8 @@ class RoundRunner:
         with self._lock:
             return RunnerState(running=self._running, started_at=self._started_at,
                                finished_at=self._finished_at, last=self._last,
-                               error=self._error, log=tuple(self._log))
+                               error=self._error, log=tuple(self._log), phase=self._phase,
+                               progress=self._progress, cancelled=self._cancelled)
 
     def start(self, overrides: dict | None = None) -> RunnerState:
         """Start a round; raises RoundBusy when one is running, ValueError for bad
@@ -99,12 +144,51 @@ class RoundRunner:
                                 "(maskengine train PROJECT)")
             self._running, self._error, self._log = True, None, []
             self._started_at, self._finished_at = dt.datetime.now(dt.UTC), None
-            # A daemon: stopping the server does not wait for a long round; the round is
-            # not registered then, and the next one resumes from the same run folder.
+            self._phase, self._progress, self._cancelled = "starting", None, False
+            self._first_step = None
+            self._cancel.clear()
+            # A daemon: stopping the server cancels the round and waits a few seconds at
+            # most; nothing is registered then, and the next round resumes its run folder.
             self._thread = threading.Thread(target=self._work, args=(cfg,), name="round",
                                             daemon=True)
             self._thread.start()
         return self.state()
+
+    def cancel(self) -> RunnerState:
+        """Ask the running round to stop at its next step or phase; raises NoRound when
+        none runs. Returns at once (the phase reads "cancelling" until it has stopped)."""
+        with self._lock:
+            if not self._running:
+                raise NoRound("no round is running")
+            self._cancel.set()
+            self._phase = "cancelling"
+        log.warning("round: cancel requested")
+        return self.state()
+
+    def _check_cancel(self) -> None:
+        """Called with the lock held, from the round's thread."""
+        if self._cancel.is_set():
+            p = self._progress
+            raise RoundCancelled(f"cancelled after training step {p.step}" if p else
+                                 "cancelled before training")
+
+    def _on_phase(self, phase: str) -> None:
+        with self._lock:
+            self._check_cancel()
+            self._phase = phase
+
+    def _on_step(self, step: int, logs: dict[str, float], steps: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._first_step is None:  # this run's first step began `seconds` ago
+                self._first_step = (step - 1, now - logs["seconds"])
+            before, t0 = self._first_step
+            rate = (step - before) / max(now - t0, 1e-9)
+            self._progress = TrainProgress(
+                step=step, steps=steps, loss=_finite(logs["loss"]),
+                iou=_finite(logs["iou_first"]), steps_per_s=rate,
+                eta_s=max(steps - step, 0) / rate)
+            self._check_cancel()
 
     def _say(self, line: str) -> None:
         log.warning("%s", line)
@@ -112,9 +196,12 @@ class RoundRunner:
             self._log = [*self._log, line][-MAX_LOG_LINES:]
 
     def _work(self, cfg: RoundConfig) -> None:
-        outcome, error = None, None
+        outcome, error, cancelled = None, None, False
         try:
-            r = self.run(self.project, cfg, progress=False, log=self._say)
+            r = self.run(self.project, cfg, progress=False, log=self._say,
+                         on_phase=self._on_phase,
+                         on_step=lambda step, logs: self._on_step(step, logs,
+                                                                  cfg.training.steps))
             outcome = RoundOutcome(version_id=r.version_id, round=r.round,
                                    promoted=r.promoted, note=r.note)
             if r.promoted:
@@ -124,13 +211,17 @@ class RoundRunner:
                     log.exception("round %s: could not switch to version %s", r.round,
                                   r.version_id)
                     error = f"promoted, but the server could not switch to it: {exc}"
+        except RoundCancelled as exc:
+            cancelled = True
+            self._say(f"round {exc}: nothing registered; the next round resumes from its "
+                      f"last checkpoint (every {cfg.training.checkpoint_every} steps)")
         except RoundError as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - a failed round must not kill the server
             log.exception("the round failed")
             error = f"the round failed: {type(exc).__name__}: {exc}"
         with self._lock:
-            self._running = False
+            self._running, self._phase, self._cancelled = False, None, cancelled
             self._finished_at = dt.datetime.now(dt.UTC)
             self._error = error
             if outcome is not None:

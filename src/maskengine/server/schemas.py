@@ -217,6 +217,17 @@ class RoundLast(BaseModel):
     note: str
 
 
+class RoundProgress(BaseModel):
+    """Training of the running round after its latest step (see round_runner.TrainProgress)."""
+
+    step: int = Field(description="steps done, counting those of a run this round resumed")
+    steps: int = Field(description="steps the round trains in all")
+    loss: float | None = Field(description="training loss of the latest step")
+    iou: float | None = Field(description="mean IoU of the first prompt's masks, latest step")
+    steps_per_s: float = Field(description="training speed over this run's steps")
+    eta_s: float = Field(description="seconds of training left at that speed")
+
+
 class RoundsOut(BaseModel):
     rows: list[RoundRow]
     running: bool
@@ -226,3 +237,8 @@ class RoundsOut(BaseModel):
     error: str | None = Field(description="why the last round started here failed")
     log: list[str] = Field(description="progress lines of the running or last round")
     defaults: dict[str, int | float] = Field(description="steps and lr a round uses when not given")
+    phase: Literal["starting", "training", "validating", "registering", "cancelling"] | None = (
+        Field(description="what the running round does now (None: none runs)"))
+    progress: RoundProgress | None = Field(
+        description="training progress of the running round, or where the last one stopped")
+    cancelled: bool = Field(description="the last round started here was cancelled")

@@ -268,12 +268,16 @@ class Trainer:
         return self.run_dir / "model.pt"
 
 
-def train(cfg: TrainingConfig, progress: bool = True, dataset: Dataset | None = None) -> Path:
-    """Train (resuming from cfg.out if it holds a run) with a Rich progress bar."""
+def train(cfg: TrainingConfig, progress: bool = True, dataset: Dataset | None = None,
+          on_step: Callable[[int, dict[str, float]], None] | None = None) -> Path:
+    """Train (resuming from cfg.out if it holds a run) with a Rich progress bar.
+
+    on_step(step, log) is called after each step, as in `Trainer.run` (the bar too); an
+    exception it raises stops the run there, with the checkpoints written so far kept."""
     trainer = Trainer(cfg, dataset)
     resumed = trainer.resume_if_possible()
     if not progress:
-        return trainer.run()
+        return trainer.run(on_step)
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -293,8 +297,10 @@ def train(cfg: TrainingConfig, progress: bool = True, dataset: Dataset | None = 
         task = bar.add_task("train", total=cfg.steps, completed=trainer.step, loss=float("nan"),
                             iou=float("nan"), speed=0.0)
 
-        def on_step(step: int, log: dict[str, float]) -> None:
+        def step_with_bar(step: int, log: dict[str, float]) -> None:
             bar.update(task, completed=step, loss=log["loss"], iou=log["iou_first"],
                        speed=1.0 / max(log["seconds"], 1e-9))
+            if on_step is not None:
+                on_step(step, log)
 
-        return trainer.run(on_step)
+        return trainer.run(step_with_bar)

@@ -1,4 +1,5 @@
-"""Model-in-the-loop rounds: the per-round table for everyone, starting a round for admins."""
+"""Model-in-the-loop rounds: the per-round table for everyone, starting and cancelling a round
+for admins."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from ...engine import services
 from ...engine.errors import InvalidField
 from ...engine.round_stats import round_stats
 from ..deps import SessionDep, UserDep
-from ..round_runner import RoundBusy, RoundRunner
-from ..schemas import RoundIn, RoundLast, RoundRow, RoundsOut
+from ..round_runner import NoRound, RoundBusy, RoundRunner
+from ..schemas import RoundIn, RoundLast, RoundProgress, RoundRow, RoundsOut
 
 router = APIRouter(prefix="/rounds", tags=["rounds"])
 
@@ -29,6 +30,8 @@ def _state(runner: RoundRunner, session: SessionDep) -> RoundsOut:
         running=st.running, started_at=st.started_at, finished_at=st.finished_at,
         last=None if st.last is None else RoundLast(**dataclasses.asdict(st.last)),
         error=st.error, log=list(st.log), defaults={"steps": t.steps, "lr": t.lr},
+        phase=st.phase, cancelled=st.cancelled,
+        progress=None if st.progress is None else RoundProgress(**dataclasses.asdict(st.progress)),
     )
 
 
@@ -58,4 +61,21 @@ def start_round(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except ValueError as exc:  # a value TrainingConfig refuses with the others
         raise InvalidField(("body",), str(exc)) from exc
+    return _state(runner, session)
+
+
+@router.delete("", response_model=RoundsOut, status_code=status.HTTP_202_ACCEPTED,
+               responses={403: {"description": "not an admin"},
+                          409: {"description": "no round is running in this server"}})
+def cancel_round(request: Request, session: SessionDep, user: UserDep) -> RoundsOut:
+    """Cancel the running round (admins): it stops at its next training step (or before
+    validation or registering), registers nothing, and keeps its run folder, so the next
+    round resumes from its last checkpoint. Answers at once with phase "cancelling";
+    GET /api/rounds shows `cancelled` once it has stopped."""
+    services.require_role(user)
+    runner = _runner(request)
+    try:
+        runner.cancel()
+    except NoRound as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     return _state(runner, session)

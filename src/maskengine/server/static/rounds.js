@@ -1,12 +1,26 @@
 // The "Rounds" panel: one row per model version (masks accepted while it served, effort per
 // mask, validation figures), and for admins a button that trains the next round in the
-// server. While a round runs the panel polls GET /api/rounds every 2 s.
+// server and one that cancels it. While a round runs the panel polls GET /api/rounds every
+// 2 s and shows its phase and training progress (step, loss, IoU, speed, time left).
 const POLL_MS = 2000;
+const PHASES = {
+  starting: "preparing", training: "training", validating: "validating the new and the served model",
+  registering: "registering the new version", cancelling: "cancelling at the next step",
+};
 
 const $ = (sel) => document.querySelector(sel);
 
 function fmt(v, digits) {
   return v === null || v === undefined ? "–" : v.toFixed(digits);
+}
+
+/** Seconds as "42 s", "3:05" or "1:02:09". */
+function duration(s) {
+  const t = Math.round(s);
+  if (t < 60) return `${t} s`;
+  const pad = (n) => String(n).padStart(2, "0");
+  const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60);
+  return h ? `${h}:${pad(m)}:${pad(t % 60)}` : `${m}:${pad(t % 60)}`;
 }
 
 function cell(text, cls) {
@@ -24,9 +38,12 @@ export class RoundsPanel {
     this.dialog = $("#rounds");
     this.timer = null;
     this.data = null;
+    this.sent = 0;  // requests sent, and the number of the one shown last
+    this.shownSeq = 0;
     $("#rounds-open").addEventListener("click", () => this.open());
     $("#rounds-close").addEventListener("click", () => this.close());
     $("#round-form").addEventListener("submit", (e) => { e.preventDefault(); this.train(); });
+    $("#round-cancel").addEventListener("click", () => this.cancel());
   }
 
   setAdmin(isAdmin) {
@@ -54,9 +71,19 @@ export class RoundsPanel {
     return this.isOpen();
   }
 
+  /** Show the answer of request() unless one sent after it was shown already (a poll in
+   * flight may answer after a click's request). */
+  async fetchShow(request) {
+    const seq = ++this.sent;
+    const data = await request();
+    if (seq < this.shownSeq) return;
+    this.shownSeq = seq;
+    this.show(data);
+  }
+
   async refresh() {
     try {
-      this.show(await this.api.get("/rounds"));
+      await this.fetchShow(() => this.api.get("/rounds"));
     } catch (err) {
       this.setState(`could not load the rounds: ${err.message}`, "error");
     }
@@ -70,12 +97,36 @@ export class RoundsPanel {
     if (lr) body.lr = Number(lr);
     $("#round-train").disabled = true;
     try {
-      this.show(await this.api.post("/rounds", body));
+      await this.fetchShow(() => this.api.post("/rounds", body));
     } catch (err) {
       const what = err.status === 409 ? "" : "could not start the round: ";
       this.setState(what + err.message, "error");
       $("#round-train").disabled = false;
     }
+  }
+
+  async cancel() {
+    $("#round-cancel").disabled = true;
+    try {
+      await this.fetchShow(() => this.api.del("/rounds"));
+    } catch (err) {
+      if (err.status === 409) return this.refresh();  // it ended meanwhile: show how
+      this.setState(`could not cancel the round: ${err.message}`, "error");
+      $("#round-cancel").disabled = false;
+    }
+  }
+
+  /** The progress line: the running round's training, or where a cancelled one stopped. */
+  showProgress(data) {
+    const p = data.progress;
+    const box = $("#round-progress");
+    box.hidden = !p || !(data.running || data.cancelled);
+    if (box.hidden) return;
+    $("#round-bar").value = p.step / p.steps;
+    const parts = [`step ${p.step} of ${p.steps}`, `loss ${fmt(p.loss, 4)}`,
+      `IoU ${fmt(p.iou, 3)}`, `${p.steps_per_s.toFixed(2)} steps/s`];
+    if (data.phase === "training") parts.push(`ETA ${duration(p.eta_s)}`);
+    $("#round-progress-text").textContent = parts.join(" · ");
   }
 
   setState(text, kind) {
@@ -105,10 +156,19 @@ export class RoundsPanel {
     $("#round-steps").placeholder = String(data.defaults.steps);
     $("#round-lr").placeholder = String(data.defaults.lr);
     $("#round-train").disabled = data.running;
+    $("#round-cancel").hidden = !data.running;
+    $("#round-cancel").disabled = data.phase === "cancelling";
     $("#round-log").textContent = data.log.join("\n");
+    this.showProgress(data);
     if (data.running) {
       const since = new Date(data.started_at).toLocaleTimeString();
-      this.setState(`a round is running (since ${since})…`, "running");
+      const phase = PHASES[data.phase] || data.phase;
+      this.setState(`a round is running (since ${since}): ${phase}…`,
+        data.phase === "cancelling" ? "cancelling" : "running");
+    } else if (data.cancelled) {
+      const at = data.progress ? ` after step ${data.progress.step} of ${data.progress.steps}` : "";
+      this.setState(`the round was cancelled${at}: nothing registered; the next round resumes `
+        + "from its last checkpoint", "cancelled");
     } else if (data.error) {
       this.setState(`the last round failed: ${data.error}`, "error");
     } else if (data.last) {
