@@ -45,6 +45,22 @@ def test_losses_are_zero_for_a_perfect_prediction_and_pick_the_best_mask():
     assert int(res.best[0]) == 1 and float(res.iou[0]) == 1.0
 
 
+def test_focal_alpha_weighs_missed_foreground_against_spurious_background():
+    target = torch.zeros(1, 8, 8)
+    target[0, :4] = 1
+    unsure = torch.zeros(1, 1, 8, 8)  # p = 0.5 everywhere: half the pixels wrong either way
+    under = prompt_loss(unsure, torch.zeros(1, 1), target, 1.0, 0.0, 0.0)
+    balanced = prompt_loss(unsure, torch.zeros(1, 1), target, 1.0, 0.0, 0.0, focal_alpha=0.5)
+    # alpha 0.25 charges a missed foreground pixel a third of a spurious background one.
+    assert under.focal == pytest.approx(balanced.focal)  # half/half: 0.25+0.75 = 0.5+0.5
+    fg_only = torch.ones(1, 8, 8)
+    a = prompt_loss(unsure, torch.zeros(1, 1), fg_only, 1.0, 0.0, 0.0)
+    b = prompt_loss(unsure, torch.zeros(1, 1), fg_only, 1.0, 0.0, 0.0, focal_alpha=0.75)
+    assert b.focal == pytest.approx(3 * a.focal)
+    with pytest.raises(ValueError, match="focal_alpha"):
+        TrainingConfig(focal_alpha=1.0)
+
+
 def test_prompt_sampling_stays_in_the_region_and_boxes_stay_ordered():
     gen = torch.Generator().manual_seed(0)
     region = torch.zeros(5, 16, 16, dtype=torch.bool)

@@ -42,6 +42,8 @@ class TrainingConfig:
         "help": "chance a step's first prompt also gets the true mask as mask prompt"})
     box_prob: float = field(default=0.5, metadata={"help": "chance the first prompt is a box"})
     focal_weight: float = field(default=20.0, metadata={"help": "focal loss weight"})
+    focal_alpha: float = field(default=0.25, metadata={
+        "help": "focal loss weight of foreground pixels (background gets 1 - alpha)"})
     dice_weight: float = field(default=1.0, metadata={"help": "dice loss weight"})
     iou_weight: float = field(default=1.0, metadata={"help": "IoU-head MSE weight"})
     loss_size: int = field(default=0, metadata={
@@ -70,6 +72,8 @@ class TrainingConfig:
             raise ValueError("points, mask_only and warmup_steps must be >= 0")
         if not 0.0 <= self.box_prob <= 1.0:
             raise ValueError(f"box_prob must be in [0, 1], got {self.box_prob}")
+        if not 0.0 < self.focal_alpha < 1.0:
+            raise ValueError(f"focal_alpha must be in (0, 1), got {self.focal_alpha}")
         if not 0.0 < self.first_decay <= self.second_decay:
             raise ValueError("need 0 < first_decay <= second_decay")
         if self.lr <= 0:

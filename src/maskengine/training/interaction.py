@@ -73,7 +73,7 @@ class InteractionResult:
 def simulate(
     model: Sam, embeddings: torch.Tensor, batch: Batch, *, points: int, mask_only: int,
     box_prob: float, weights: tuple[float, float, float], gen: torch.Generator,
-    grad_iterations: int = 0, mask_hint: float = 0.0,
+    grad_iterations: int = 0, mask_hint: float = 0.0, focal_alpha: float = 0.25,
 ) -> InteractionResult:
     """Run the interaction for every target of `batch` on `embeddings` (B x C x E x E, with
     gradient if the encoder trains). weights = (focal, dice, iou).
@@ -140,7 +140,7 @@ def simulate(
         iou = torch.cat([o[2] for o in outs])[inv]
         up = logits if logits.shape[-1] == lsz else F.interpolate(
             logits, (lsz, lsz), mode="bilinear", align_corners=False)
-        res = prompt_loss(up, iou, targets, *weights)
+        res = prompt_loss(up, iou, targets, *weights, focal_alpha=focal_alpha)
         if it in with_grad:
             results.append(res)
         last = res

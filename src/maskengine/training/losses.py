@@ -47,12 +47,13 @@ class StepLoss:
 
 
 def prompt_loss(logits: torch.Tensor, iou_pred: torch.Tensor, target: torch.Tensor,
-                focal_w: float, dice_w: float, iou_w: float) -> StepLoss:
+                focal_w: float, dice_w: float, iou_w: float,
+                focal_alpha: float = 0.25) -> StepLoss:
     """logits P x M x L x L (already at the loss size), iou_pred P x M, target P x L x L.
     Only the minimum-loss mask of each prompt gets the mask gradient; every mask's IoU
     prediction is regressed onto its own true IoU."""
     t = target.unsqueeze(1).expand_as(logits)
-    focal = focal_loss(logits.float(), t)
+    focal = focal_loss(logits.float(), t, alpha=focal_alpha)
     dice = dice_loss(logits.float(), t)
     per_mask = focal_w * focal + dice_w * dice  # P x M
     best = per_mask.detach().argmin(1)

@@ -219,7 +219,7 @@ class Trainer:
             emb = self._embed(batch.inputs.to(self.device), keys)
             res = simulate(self.model, emb, batch, points=cfg.points, mask_only=cfg.mask_only,
                            box_prob=cfg.box_prob, grad_iterations=cfg.grad_iterations,
-                           mask_hint=cfg.mask_hint,
+                           mask_hint=cfg.mask_hint, focal_alpha=cfg.focal_alpha,
                            weights=(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight), gen=gen)
         (res.loss / cfg.accumulate).backward()
         return {"loss": float(res.loss.detach()), "focal": res.focal, "dice": res.dice,
