@@ -9,6 +9,7 @@ import pytest
 
 from maskengine.evaluation import (
     EvalConfig,
+    InteractiveReport,
     RecallCounter,
     clicks_to,
     evaluate_interactive,
@@ -88,6 +89,7 @@ def test_a_perfect_predictor_scores_one_with_one_click():
         assert s[run]["noc@85"] == 1.0 and s[run]["noc@90"] == 1.0
         assert s[run]["nof@90"] == 0
     assert s["objects"] == 2
+    assert list(s["by_size"]) == ["small"] and s["by_size"]["small"]["objects"] == 2
 
 
 def test_clicks_improve_a_partial_prediction_and_oracle_takes_the_best_of_three():
@@ -135,3 +137,15 @@ def test_eval_job_measures_generator_recall(tmp_path):
     p = result["proposals"]
     assert p["gt_masks"] == 2 and 0.0 <= p["ar@100"] <= p["ar@1000"] <= 1.0
     assert result["generator"]["points_per_side"] == 4
+
+
+def test_summary_breaks_figures_down_by_object_size():
+    curves = np.array([[0.2, 0.9], [0.4, 0.95], [0.8, 0.8]])
+    report = InteractiveReport(curves, curves, np.array([100.0, 30.0 ** 2, 50.0 ** 2]))
+    by = report.summary()["by_size"]
+    assert set(by) == {"small", "medium"}  # no object of 96² px or more: no "large" row
+    assert by["small"]["objects"] == 2 and by["medium"]["objects"] == 1
+    assert by["small"]["default"]["miou@1"] == pytest.approx(0.3)
+    assert by["small"]["default"]["noc@90"] == 2.0 and by["medium"]["default"]["nof@90"] == 1
+    # Without areas (a report built from curves alone) there is no breakdown.
+    assert "by_size" not in InteractiveReport(curves, curves).summary()

@@ -124,23 +124,43 @@ def clicks_to(ious: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(hit.any(1), hit.argmax(1) + 1, ious.shape[1])
 
 
+# COCO's object-size classes, by mask area in pixels of the image as evaluated.
+SIZE_CLASSES = (("small", 0, 32 ** 2), ("medium", 32 ** 2, 96 ** 2), ("large", 96 ** 2, np.inf))
+
+
+def _curve_summary(curves: np.ndarray) -> dict:
+    """K x C IoU curves -> mIoU after REPORT_CLICKS, NoC@85/90 and NoF@85/90."""
+    c = curves.shape[1]
+    res: dict = {f"miou@{n}": float(curves[:, n - 1].mean()) for n in REPORT_CLICKS if n <= c}
+    for t in (0.85, 0.90):
+        res[f"noc@{int(t * 100)}"] = float(clicks_to(curves, t).mean())
+        res[f"nof@{int(t * 100)}"] = int((curves.max(1) < t).sum())
+    return res
+
+
 @dataclass(frozen=True)
 class InteractiveReport:
-    """Per-object IoU curves (K x C) of the default and oracle runs, and their summary."""
+    """Per-object IoU curves (K x C) of the default and oracle runs, the objects' mask areas
+    in pixels (K; empty when not known), and their summary."""
 
     default: np.ndarray
     oracle: np.ndarray
+    areas: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def summary(self) -> dict:
         out: dict = {"objects": int(len(self.default)), "max_clicks": int(self.default.shape[1])}
         for name, curves in (("default", self.default), ("oracle", self.oracle)):
-            c = curves.shape[1]
-            res = {f"miou@{n}": float(curves[:, n - 1].mean()) for n in REPORT_CLICKS if n <= c}
-            for t in (0.85, 0.90):
-                noc = clicks_to(curves, t)
-                res[f"noc@{int(t * 100)}"] = float(noc.mean())
-                res[f"nof@{int(t * 100)}"] = int((curves.max(1) < t).sum())
-            out[name] = res
+            out[name] = _curve_summary(curves)
+        if len(self.areas) == len(self.default) and len(self.areas):
+            # Which objects the model fails on: a model that leans on a size prior rather
+            # than on the image does well on one class only.
+            out["by_size"] = {}
+            for name, lo, hi in SIZE_CLASSES:
+                sel = (self.areas >= lo) & (self.areas < hi)
+                if sel.any():
+                    out["by_size"][name] = {"objects": int(sel.sum()),
+                                            "default": _curve_summary(self.default[sel]),
+                                            "oracle": _curve_summary(self.oracle[sel])}
         return out
 
 
@@ -150,8 +170,9 @@ def evaluate_interactive(
 ) -> InteractiveReport:
     """Run both protocols over (image H x W x 3 uint8, masks K x H x W bool) pairs.
     on_image: optional callable(objects_in_image) for progress."""
-    default, oracle = [], []
+    default, oracle, areas = [], [], []
     for image, masks in samples:
+        areas.append(masks.reshape(len(masks), -1).sum(1))
         default.append(interactive_ious(predictor, image, masks, max_clicks=max_clicks,
                                         feed_mask=feed_mask))
         oracle.append(interactive_ious(predictor, image, masks, max_clicks=max_clicks,
@@ -160,7 +181,8 @@ def evaluate_interactive(
             on_image(len(masks))
     empty = np.zeros((0, max_clicks))
     return InteractiveReport(np.concatenate(default or [empty]),
-                             np.concatenate(oracle or [empty]))
+                             np.concatenate(oracle or [empty]),
+                             np.concatenate(areas or [np.zeros(0)]).astype(np.float64))
 
 
 # -- proposals ------------------------------------------------------------------------
@@ -351,6 +373,16 @@ def print_report(result: dict) -> None:
     if console.width < 110:  # a pipe or a narrow terminal: keep the table on one line each
         console = Console(width=110)
     console.print(table)
+    if "by_size" in result:
+        sizes = Table(title="by object size (COCO classes: area < 32², < 96², larger)")
+        for c in ("size", "objects", "mIoU@1", "oracle mIoU@1", "mIoU@5", "NoC@85", "NoC@90"):
+            sizes.add_column(c)
+        for name, row in result["by_size"].items():
+            d, o = row["default"], row["oracle"]
+            sizes.add_row(name, str(row["objects"]), f"{d['miou@1']:.3f}", f"{o['miou@1']:.3f}",
+                          f"{d.get('miou@5', float('nan')):.3f}", f"{d['noc@85']:.2f}",
+                          f"{d['noc@90']:.2f}")
+        console.print(sizes)
     if "proposals" in result:
         p = result["proposals"]
         console.print(f"proposals: AR@100 {p['ar@100']:.3f}  AR@1000 {p['ar@1000']:.3f} "
