@@ -12,7 +12,7 @@ import torch
 from maskengine import SamConfig, create_model
 from maskengine.data import SyntheticDataset
 from maskengine.modeling.registry import MODEL_CONFIGS
-from maskengine.training import Trainer, TrainingConfig, train
+from maskengine.training import StopTraining, Trainer, TrainingConfig, train
 from maskengine.training.batch import make_batch
 from maskengine.training.interaction import noisy_boxes, sample_points, schedule
 from maskengine.training.losses import dice_loss, focal_loss, prompt_loss
@@ -131,6 +131,23 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, micro):
         torch.testing.assert_close(again.model.state_dict()[k], v, rtol=1e-4, atol=1e-5)
     steps = [json.loads(x)["step"] for x in (tmp_path / "cut" / "metrics.jsonl").open()]
     assert steps == [1, 2, 3]
+
+
+def test_stop_training_from_a_callback_saves_that_step_and_resumes_there(tmp_path, micro):
+    cfg = TrainingConfig(out=str(tmp_path / "run"), steps=4, model=micro,
+                         **{**RUN, "checkpoint_every": 100})
+
+    def stop_at_3(step, _log):
+        if step == 3:
+            raise StopTraining
+
+    with pytest.raises(StopTraining):
+        Trainer(cfg).run(stop_at_3)
+    again = Trainer(cfg)
+    assert again.resume_if_possible() and again.step == 3  # not step 0: nothing redone
+    again.run()
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert steps == [1, 2, 3, 4]
 
 
 def test_frozen_encoder_trains_only_prompt_encoder_and_decoder(tmp_path):

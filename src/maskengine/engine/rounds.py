@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from ..config import SamConfig
 from ..data.types import Sample
-from ..training.config import TrainingConfig
+from ..training.config import StopTraining, TrainingConfig
 from . import rle
 from .models import Image, Mask, ModelVersion, ReviewState, utcnow
 from .store import Project
@@ -82,10 +82,10 @@ class RoundError(ValueError):
     """A round that cannot start (no accepted masks, no served model, ...)."""
 
 
-class RoundCancelled(Exception):  # noqa: N818 - reads as what happened, like KeyboardInterrupt
+class RoundCancelled(StopTraining):
     """Raised by a round's own callback (`on_step` / `on_phase`) to stop it: nothing is
-    registered, and the run folder stays, so the next round resumes from its last
-    checkpoint."""
+    registered, and the run folder stays; raised from on_step, the trainer saves that step
+    first, so the next round resumes exactly where this one stopped."""
 
 
 # -- accepted masks as a training / validation dataset ----------------------------------------

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import TrainingConfig
+from .config import StopTraining, TrainingConfig
 
-__all__ = ["Trainer", "TrainingConfig", "build_model", "train"]
+__all__ = ["StopTraining", "Trainer", "TrainingConfig", "build_model", "train"]
 
 
 def __getattr__(name: str) -> Any:

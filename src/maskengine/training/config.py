@@ -6,6 +6,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 
+class StopTraining(Exception):  # noqa: N818 - reads as what it asks for
+    """Raised by a training run's `on_step` callback to stop it after that step. The trainer
+    saves its state first (whatever --checkpoint-every says), so the same run resumes from
+    exactly there. (Here, not in trainer.py, so callers need not import torch.)"""
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """The paper's recipe (simulated interaction, focal:dice 20:1 on the best mask, IoU MSE,

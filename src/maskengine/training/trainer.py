@@ -31,7 +31,7 @@ from ..modeling.registry import (
     load_checkpoint,
 )
 from .batch import make_batch
-from .config import TrainingConfig
+from .config import StopTraining, TrainingConfig
 from .interaction import simulate
 
 
@@ -257,10 +257,16 @@ class Trainer:
                 log = {"step": self.step, **log, "seconds": time.perf_counter() - t0}
                 metrics.write(json.dumps(log) + "\n")
                 metrics.flush()
-                if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps:
+                saved = self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps
+                if saved:
                     self.save()
                 if on_step is not None:
-                    on_step(self.step, log)
+                    try:
+                        on_step(self.step, log)
+                    except StopTraining:
+                        if not saved:
+                            self.save()
+                        raise
         finally:
             metrics.close()
         if not (self.run_dir / "model.pt").is_file():
