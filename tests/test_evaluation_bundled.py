@@ -20,10 +20,11 @@ def test_tiny_loads_the_bundled_weights_by_default():
 
 
 def test_bundled_tiny_keeps_its_quality_on_unseen_scenes():
-    # Scenes of seed 1000 (training used seed 0). The floors sit a little under the
+    # Scenes of seed 1000 (training used seeds 0-2). The floors sit a little under the
     # figures measured on these 3 images, so a regression in the model, the predictor or
     # the protocol shows here; the full figures are in docs/training.md.
     res = run_evaluation(EvalConfig(num_images=3, max_clicks=5), progress=False)
     assert res["objects"] >= 20
-    assert res["default"]["miou@1"] >= 0.34  # measured 0.385
-    assert res["oracle"]["miou@1"] >= 0.46  # measured 0.514
+    assert res["default"]["miou@1"] >= 0.32  # measured 0.358 (on 50 images: 0.428)
+    assert res["oracle"]["miou@1"] >= 0.55  # measured 0.599 (0.601)
+    assert res["default"]["miou@5"] >= 0.58  # measured 0.629 (0.644)
