@@ -32,6 +32,7 @@ from common import environment, write_results  # noqa: E402
 from maskengine import Predictor, create_model  # noqa: E402
 from maskengine.data import SceneConfig, drop_large, generate_scene  # noqa: E402
 from maskengine.evaluation import SIZE_CLASSES, _farthest, mask_iou  # noqa: E402
+from maskengine.masks import mask_to_box  # noqa: E402
 
 
 def resolution_bound(masks: np.ndarray, low: int, steps: int = 300) -> np.ndarray:
@@ -67,36 +68,30 @@ def main() -> None:
     model = create_model(args.model, checkpoint=args.checkpoint)
     pred = Predictor(model)
     rows = []  # per mask: area, bound, same-answer IoU (grey, other), box IoU, box area ratio
-    picks, ious, scores = [], [], []
+    ious, scores = [], []  # first click on the real image: K x 3 true and predicted IoU
     for i in range(args.images):
         scene = generate_scene(SceneConfig(), 1000, i)
         masks = drop_large(scene.masks, 0.9)
-        other = generate_scene(SceneConfig(), 1000, i + 10_000).image
+        areas = masks.reshape(len(masks), -1).sum(1)
         bound = resolution_bound(masks, model.config.low_res_size)
         points = np.array([[_farthest(m)[1:]] for m in masks], float)
         ones = np.ones((len(masks), 1))
-        answers = []
-        for image in (scene.image, np.full_like(scene.image, 128), other):
+        pred.set_image(scene.image)
+        real, s, _ = pred.predict_batch(points, ones, multimask_output=True)
+        ious.append(mask_iou(real, masks[:, None]))
+        scores.append(np.asarray(s))
+        boxes = mask_to_box(torch.from_numpy(masks)).numpy().astype(float)
+        bm, _, _ = pred.predict_batch(boxes=boxes, multimask_output=False)
+        box_iou = mask_iou(bm[:, 0], masks)
+        box_ratio = bm[:, 0].reshape(len(masks), -1).sum(1) / areas
+        same = []  # the same clicks on an image without the scene: how much the answer moves
+        for image in (np.full_like(scene.image, 128),
+                      generate_scene(SceneConfig(), 1000, i + 10_000).image):
             pred.set_image(image)
-            m, s, _ = pred.predict_batch(points, ones, multimask_output=True)
-            answers.append(m)
-            if image is scene.image:
-                true = mask_iou(m, masks[:, None])
-                picks.append(np.asarray(s).argmax(1))
-                ious.append(true)
-                scores.append(np.asarray(s))
-                boxes = []
-                for mk in masks:
-                    ys, xs = np.nonzero(mk)
-                    boxes.append([xs.min(), ys.min(), xs.max(), ys.max()])
-                bm, _, _ = pred.predict_batch(boxes=np.array(boxes, float), multimask_output=False)
-                box_iou = mask_iou(bm[:, 0], masks)
-                box_ratio = bm[:, 0].reshape(len(masks), -1).sum(1) / masks.reshape(
-                    len(masks), -1).sum(1)
-        same = [mask_iou(answers[0], a).mean(1) for a in answers[1:]]
-        for k, mk in enumerate(masks):
-            rows.append((float(mk.sum()), bound[k], same[0][k], same[1][k], box_iou[k],
-                         box_ratio[k]))
+            m, _, _ = pred.predict_batch(points, ones, multimask_output=True)
+            same.append(mask_iou(real, m).mean(1))
+        rows += zip(areas.astype(float), bound, same[0], same[1], box_iou, box_ratio,
+                    strict=True)
     r = np.array(rows)
     classes = np.array([size_class(a) for a in r[:, 0]])
     by_size = {}
@@ -106,7 +101,8 @@ def main() -> None:
             by_size[name] = {"masks": int(sel.sum()), "resolution_bound": float(r[sel, 1].mean()),
                              "box_iou": float(r[sel, 4].mean()),
                              "box_area_ratio_median": float(np.median(r[sel, 5]))}
-    true, sc, pk = np.concatenate(ious), np.concatenate(scores), np.concatenate(picks)
+    true, sc = np.concatenate(ious), np.concatenate(scores)
+    pk = sc.argmax(1)
     result = {
         "model": args.model, "checkpoint": args.checkpoint, "images": args.images,
         "masks": len(r), "environment": environment(),

@@ -213,8 +213,8 @@ class RoundRunner:
                     error = f"promoted, but the server could not switch to it: {exc}"
         except RoundCancelled as exc:
             cancelled = True
-            self._say(f"round {exc}: nothing registered; the next round resumes from its "
-                      f"last checkpoint (every {cfg.training.checkpoint_every} steps)")
+            self._say(f"round {exc}: nothing registered; the next round resumes where "
+                      f"this one stopped")
         except RoundError as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - a failed round must not kill the server

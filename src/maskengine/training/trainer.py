@@ -279,7 +279,7 @@ def train(cfg: TrainingConfig, progress: bool = True, dataset: Dataset | None = 
     """Train (resuming from cfg.out if it holds a run) with a Rich progress bar.
 
     on_step(step, log) is called after each step, as in `Trainer.run` (the bar too); an
-    exception it raises stops the run there, with the checkpoints written so far kept."""
+    exception it raises stops the run there (StopTraining: with that step saved first)."""
     trainer = Trainer(cfg, dataset)
     resumed = trainer.resume_if_possible()
     if not progress:

@@ -70,7 +70,7 @@ def start_round(
 def cancel_round(request: Request, session: SessionDep, user: UserDep) -> RoundsOut:
     """Cancel the running round (admins): it stops at its next training step (or before
     validation or registering), registers nothing, and keeps its run folder, so the next
-    round resumes from its last checkpoint. Answers at once with phase "cancelling";
+    round resumes where this one stopped. Answers at once with phase "cancelling";
     GET /api/rounds shows `cancelled` once it has stopped."""
     services.require_role(user)
     runner = _runner(request)

@@ -168,7 +168,7 @@ export class RoundsPanel {
     } else if (data.cancelled) {
       const at = data.progress ? ` after step ${data.progress.step} of ${data.progress.steps}` : "";
       this.setState(`the round was cancelled${at}: nothing registered; the next round resumes `
-        + "from its last checkpoint", "cancelled");
+        + "where this one stopped", "cancelled");
     } else if (data.error) {
       this.setState(`the last round failed: ${data.error}`, "error");
     } else if (data.last) {
