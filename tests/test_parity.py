@@ -1,4 +1,6 @@
-"""Parity with the official segment-anything outputs (tests/fixtures/reference/README.md).
+"""Parity with the official outputs (tests/fixtures/reference/README.md): segment-anything
+on a small ViT model (`reference/`) and MobileSAM on a small TinyViT model
+(`reference_vit_t/`, loaded with the size inferred from the file's keys).
 
 Tolerances: image features and IoU predictions within 1e-4 (absolute), low-resolution logits
 within 1e-3, full-resolution boolean masks identical except at most 0.01% of pixels.
@@ -8,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from maskengine import Predictor
+from maskengine import Predictor, create_model
 
-from .conftest import REFERENCE, load_reference_image
+from .conftest import FIXTURES
 
 CASES = {"point_multi": True, "points_single": False, "box": False, "box_point": True}
 FEATURE_TOL = 1e-4
@@ -20,12 +23,20 @@ LOW_RES_TOL = 1e-3
 MASK_PIXEL_FRACTION = 1e-4
 
 
+@pytest.fixture(scope="module", params=["reference", "reference_vit_t"])
+def model(request, reference_model):
+    if request.param == "reference":
+        return request.param, reference_model
+    return request.param, create_model(checkpoint=FIXTURES / request.param / "checkpoint.pt")
+
+
 @pytest.fixture(scope="module", params=[0, 1])
-def case(request, reference_model):
-    i = request.param
-    predictor = Predictor(reference_model)
-    predictor.set_image(load_reference_image(i))
-    return predictor, np.load(REFERENCE / f"predictor{i}.npz")
+def case(request, model):
+    folder, net = model
+    predictor = Predictor(net)
+    image = Image.open(FIXTURES / folder / f"image{request.param}.png").convert("RGB")
+    predictor.set_image(np.array(image))
+    return predictor, np.load(FIXTURES / folder / f"predictor{request.param}.npz")
 
 
 def test_image_features(case):

@@ -92,11 +92,19 @@ def info() -> None:
     from .modeling.registry import MODEL_CONFIGS, bundled_weights_path
 
     table = Table(title="maskengine models")
-    for col in ("name", "image size", "embed dim", "depth", "bundled weights"):
+    for col in ("name", "encoder", "image size", "embedding", "widths", "blocks",
+                "bundled weights"):
         table.add_column(col)
     for name, cfg in MODEL_CONFIGS.items():
-        table.add_row(name, str(cfg.image_size), str(cfg.encoder_embed_dim),
-                      str(cfg.encoder_depth), "yes" if bundled_weights_path(name) else "no")
+        tv = cfg.tiny_vit
+        kind, widths, blocks = ("ViT", str(cfg.encoder_embed_dim), str(cfg.encoder_depth))
+        if tv is not None:
+            kind = "TinyViT"
+            widths = "/".join(map(str, tv.embed_dims))
+            blocks = "/".join(map(str, tv.depths))
+        grid = f"{cfg.embed_size}x{cfg.embed_size}"
+        table.add_row(name, kind, str(cfg.image_size), grid, widths, blocks,
+                      "yes" if bundled_weights_path(name) else "no")
     Console().print(table)
 
 

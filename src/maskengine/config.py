@@ -12,6 +12,44 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class TinyViTConfig:
+    """MobileSAM's TinyViT image encoder: a conv stem to 1/4, a stage of MBConv blocks,
+    then windowed-attention stages, each entered through a patch-merging conv.
+
+    Defaults are the released `mobile_sam.pt` (`vit_t`). Stage 0 is convolutional (its
+    `num_heads` and `window_sizes` entries are unused, kept for the official layout). Merges
+    halve the grid until the total stride reaches `SamConfig.patch_size`, then keep it
+    (the released model: 4 -> 8 -> 16 -> 16).
+    """
+
+    embed_dims: tuple[int, ...] = (64, 128, 160, 320)
+    depths: tuple[int, ...] = (2, 2, 6, 2)
+    num_heads: tuple[int, ...] = (2, 4, 5, 10)
+    window_sizes: tuple[int, ...] = (7, 7, 14, 7)
+    mlp_ratio: float = 4.0
+    mbconv_expand_ratio: float = 4.0
+    local_conv_size: int = 3
+    # TinyViT's ImageNet head (`norm_head`, `head`): unused by SAM but present in the
+    # released file; 0 leaves it out (models trained here).
+    num_classes: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("embed_dims", "depths", "num_heads", "window_sizes"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        n = len(self.embed_dims)
+        if n < 2 or any(len(getattr(self, f)) != n
+                        for f in ("depths", "num_heads", "window_sizes")):
+            raise ValueError("TinyViT embed_dims, depths, num_heads and window_sizes need one "
+                             "entry per stage (at least 2 stages)")
+        for i in range(1, n):
+            if self.embed_dims[i] % self.num_heads[i]:
+                raise ValueError(f"TinyViT stage {i}: embed dim {self.embed_dims[i]} is not "
+                                 f"divisible by {self.num_heads[i]} heads")
+        if min(self.depths) < 1 or min(self.window_sizes) < 1 or self.embed_dims[0] % 2:
+            raise ValueError("TinyViT depths and windows must be >= 1, embed_dims[0] even")
+
+
+@dataclass(frozen=True)
 class SamConfig:
     """Dimensions of a SAM-architecture network.
 
@@ -33,12 +71,23 @@ class SamConfig:
     iou_head_depth: int = 3
     iou_head_hidden_dim: int = 256
     num_multimask_outputs: int = 3
+    # Set: the image encoder is MobileSAM's TinyViT and the encoder_* fields above are
+    # unused; `patch_size` is then the encoder's total stride (4, 8, 16, ...).
+    tiny_vit: TinyViTConfig | None = None
 
     def __post_init__(self) -> None:
-        # JSON gives lists; a frozen config must stay hashable.
+        # JSON gives lists and dicts; a frozen config must stay hashable.
         object.__setattr__(
             self, "encoder_global_attn_indexes", tuple(self.encoder_global_attn_indexes)
         )
+        if isinstance(self.tiny_vit, dict):
+            object.__setattr__(self, "tiny_vit", TinyViTConfig(**self.tiny_vit))
+        if self.tiny_vit is not None:
+            merges = len(self.tiny_vit.embed_dims) - 1
+            if self.patch_size not in [4 * 2**k for k in range(merges + 1)]:
+                raise ValueError(
+                    f"a TinyViT with {merges} merges has a stride of 4 * 2^k, k <= {merges}; "
+                    f"patch_size {self.patch_size} is not one")
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"image_size ({self.image_size}) must be a multiple of patch_size "
@@ -68,4 +117,9 @@ class SamConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["encoder_global_attn_indexes"] = list(self.encoder_global_attn_indexes)
+        if self.tiny_vit is None:
+            del d["tiny_vit"]  # ViT configs keep the keys of the reference fixtures
+        else:
+            d["tiny_vit"] = {k: list(v) if isinstance(v, tuple) else v
+                             for k, v in d["tiny_vit"].items()}
         return d

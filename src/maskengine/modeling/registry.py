@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import SamConfig
+from ..config import SamConfig, TinyViTConfig
 from .sam import Sam
 
 MODEL_CONFIGS: dict[str, SamConfig] = {
@@ -22,6 +23,8 @@ MODEL_CONFIGS: dict[str, SamConfig] = {
         encoder_embed_dim=1280, encoder_depth=32, encoder_num_heads=16,
         encoder_global_attn_indexes=(7, 15, 23, 31),
     ),
+    # MobileSAM (`mobile_sam.pt`): TinyViT encoder, the standard prompt encoder and decoder.
+    "vit_t": SamConfig(tiny_vit=TinyViTConfig()),
     # Small enough to train and run on a laptop CPU; weights bundled with the package.
     "tiny": SamConfig(
         encoder_embed_dim=160, encoder_depth=6, encoder_num_heads=4,
@@ -71,10 +74,52 @@ def _count(sd: Mapping[str, torch.Tensor], pattern: str) -> int:
     return max(found) + 1 if found else 0
 
 
+def _decoder_fields(sd: Mapping[str, torch.Tensor]) -> dict:
+    """SamConfig fields of the prompt encoder and mask decoder, read from shapes."""
+    return dict(
+        mask_in_chans=sd["prompt_encoder.mask_downscaling.3.weight"].shape[0],
+        decoder_depth=_count(sd, r"mask_decoder\.transformer\.layers\.(\d+)\."),
+        decoder_mlp_dim=sd["mask_decoder.transformer.layers.0.mlp.lin1.weight"].shape[0],
+        iou_head_depth=_count(sd, r"mask_decoder\.iou_prediction_head\.layers\.(\d+)\."),
+        iou_head_hidden_dim=sd["mask_decoder.iou_prediction_head.layers.0.weight"].shape[0],
+        num_multimask_outputs=sd["mask_decoder.mask_tokens.weight"].shape[0] - 1,
+        prompt_embed_dim=sd["image_encoder.neck.0.weight"].shape[0],
+    )
+
+
+def _infer_tiny_vit(sd: Mapping[str, torch.Tensor]) -> SamConfig:
+    """A TinyViT's stages from its keys. Neither the input size nor the merge strides show in
+    shapes: the input defaults to 1024 and the stride to 16 (MobileSAM's)."""
+    p = "image_encoder.layers"
+    stages = _count(sd, rf"{p}\.(\d+)\.")
+    dims = [sd[f"{p}.0.blocks.0.conv1.c.weight"].shape[1]]
+    dims += [sd[f"{p}.{i}.blocks.0.attn.norm.weight"].shape[0] for i in range(1, stages)]
+    depths = [_count(sd, rf"{p}\.{i}\.blocks\.(\d+)\.") for i in range(stages)]
+    biases = [sd[f"{p}.{i}.blocks.0.attn.attention_biases"].shape for i in range(1, stages)]
+    heads = [max(1, dims[0] // 32)] + [b[0] for b in biases]
+    windows = [7] + [round(b[1] ** 0.5) for b in biases]
+    expand = sd[f"{p}.0.blocks.0.conv1.c.weight"].shape[0] / dims[0]
+    mlp = sd[f"{p}.1.blocks.0.mlp.fc1.weight"].shape[0] / dims[1]
+    head = sd.get("image_encoder.head.weight")
+    tv = TinyViTConfig(
+        embed_dims=tuple(dims), depths=tuple(depths), num_heads=tuple(heads),
+        window_sizes=tuple(windows), mlp_ratio=mlp, mbconv_expand_ratio=expand,
+        local_conv_size=sd[f"{p}.1.blocks.0.local_conv.c.weight"].shape[-1],
+        num_classes=0 if head is None else head.shape[0],
+    )
+    cfg = SamConfig(image_size=1024, patch_size=16, tiny_vit=tv, **_decoder_fields(sd))
+    # A registered TinyViT with these shapes knows its input size and stride.
+    same = [c for c in MODEL_CONFIGS.values()
+            if c == dataclasses.replace(cfg, image_size=c.image_size, patch_size=c.patch_size)]
+    return same[0] if len(same) == 1 else cfg
+
+
 def infer_config(sd: Mapping[str, torch.Tensor]) -> SamConfig:
     """Read the dimensions of a SAM network from its state_dict's shapes. The decoder's head
     count is not visible in shapes; the standard 8 is assumed."""
     try:
+        if "image_encoder.patch_embed.seq.0.c.weight" in sd:
+            return _infer_tiny_vit(sd)
         pos = sd["image_encoder.pos_embed"]
         patch = sd["image_encoder.patch_embed.proj.weight"].shape[-1]
         depth = _count(sd, r"image_encoder\.blocks\.(\d+)\.")
@@ -83,8 +128,6 @@ def infer_config(sd: Mapping[str, torch.Tensor]) -> SamConfig:
         global_idx = tuple(i for i, s in enumerate(rel) if s[0] == 2 * grid - 1)
         windowed = [s[0] for i, s in enumerate(rel) if i not in global_idx]
         dim = pos.shape[-1]
-        prompt_dim = sd["image_encoder.neck.0.weight"].shape[0]
-        iou_depth = _count(sd, r"mask_decoder\.iou_prediction_head\.layers\.(\d+)\.")
         return SamConfig(
             encoder_embed_dim=dim,
             encoder_depth=depth,
@@ -93,13 +136,7 @@ def infer_config(sd: Mapping[str, torch.Tensor]) -> SamConfig:
             encoder_window_size=(windowed[0] + 1) // 2 if windowed else 14,
             image_size=grid * patch,
             patch_size=patch,
-            prompt_embed_dim=prompt_dim,
-            mask_in_chans=sd["prompt_encoder.mask_downscaling.3.weight"].shape[0],
-            decoder_depth=_count(sd, r"mask_decoder\.transformer\.layers\.(\d+)\."),
-            decoder_mlp_dim=sd["mask_decoder.transformer.layers.0.mlp.lin1.weight"].shape[0],
-            iou_head_depth=iou_depth,
-            iou_head_hidden_dim=sd["mask_decoder.iou_prediction_head.layers.0.weight"].shape[0],
-            num_multimask_outputs=sd["mask_decoder.mask_tokens.weight"].shape[0] - 1,
+            **_decoder_fields(sd),
         )
     except (KeyError, IndexError) as exc:
         raise CheckpointError(
@@ -112,6 +149,10 @@ def describe(cfg: SamConfig) -> str:
     for name, known in MODEL_CONFIGS.items():
         if known == cfg:
             return name
+    if cfg.tiny_vit is not None:
+        tv = cfg.tiny_vit
+        return (f"a custom TinyViT (dims {list(tv.embed_dims)}, depths {list(tv.depths)}, "
+                f"input {cfg.image_size}, stride {cfg.patch_size})")
     return (f"a custom size (embed dim {cfg.encoder_embed_dim}, {cfg.encoder_depth} blocks, "
             f"input {cfg.image_size})")
 

@@ -10,6 +10,7 @@ from ..config import SamConfig
 from .image_encoder import ImageEncoderViT
 from .mask_decoder import MaskDecoder
 from .prompt_encoder import PromptEncoder
+from .tiny_vit import TinyViT
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
@@ -43,7 +44,8 @@ class Sam(nn.Module):
 
     @classmethod
     def from_config(cls, config: SamConfig) -> Sam:
-        return cls(config, ImageEncoderViT(config), PromptEncoder(config), MaskDecoder(config))
+        encoder = TinyViT(config) if config.tiny_vit is not None else ImageEncoderViT(config)
+        return cls(config, encoder, PromptEncoder(config), MaskDecoder(config))
 
     @property
     def device(self) -> torch.device:

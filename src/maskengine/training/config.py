@@ -62,6 +62,10 @@ class TrainingConfig:
     amp: bool = field(default=True, metadata={"help": "bfloat16 autocast on a GPU"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: auto)"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: default)"})
+    max_cpu_minutes: float = field(default=0.0, metadata={
+        "help": "stop (saved) once the run's steps used this much CPU time (0: no limit)"})
+    freeze_batchnorm: bool | None = field(default=None, metadata={
+        "help": "keep batch-norm statistics fixed (TinyViT); default: when fine-tuning"})
     checkpoint_every: int = field(default=250, metadata={"help": "save every N steps"})
     keep_checkpoints: int = field(default=3, metadata={"help": "step checkpoints kept"})
     seed: int = field(default=0, metadata={"help": "seed for sampling and init"})
@@ -82,6 +86,8 @@ class TrainingConfig:
             raise ValueError(f"focal_alpha must be in (0, 1), got {self.focal_alpha}")
         if not 0.0 < self.first_decay <= self.second_decay:
             raise ValueError("need 0 < first_decay <= second_decay")
+        if self.max_cpu_minutes < 0:
+            raise ValueError(f"max_cpu_minutes must be >= 0, got {self.max_cpu_minutes}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 

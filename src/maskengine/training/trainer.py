@@ -70,8 +70,9 @@ def init_from_scratch(model: Sam, qk_scale: float = 4.0) -> None:
     """Initialisation for training without a checkpoint (the official code only ever loads
     released weights, so its modules keep PyTorch defaults).
 
-    - The encoder's position table gets small random values (ViT/timm practice) instead of
-      zeros, so image embeddings carry absolute position from the start.
+    - A ViT encoder's position table gets small random values (ViT/timm practice) instead
+      of zeros, so image embeddings carry absolute position from the start. (A TinyViT has
+      none: its convolutions and the zero padding at the borders carry position.)
     - In the decoder's attention layers the key projection starts equal to the query
       projection, scaled by `qk_scale`. Query and key then share one metric, so attention
       between a prompt token (which carries the Fourier code of its position) and an image
@@ -83,7 +84,9 @@ def init_from_scratch(model: Sam, qk_scale: float = 4.0) -> None:
     from ..modeling.transformer import Attention
 
     with torch.no_grad():
-        torch.nn.init.trunc_normal_(model.image_encoder.pos_embed, std=0.02)
+        pos = getattr(model.image_encoder, "pos_embed", None)
+        if pos is not None:
+            torch.nn.init.trunc_normal_(pos, std=0.02)
         for mod in model.mask_decoder.modules():
             if isinstance(mod, Attention):
                 mod.q_proj.weight.mul_(qk_scale)
@@ -144,6 +147,11 @@ class Trainer:
              {"params": no_decay, "weight_decay": 0.0}],
             lr=cfg.lr, betas=(0.9, 0.999),
         )
+        # Batch norm (TinyViT's conv parts): fine-tuning batches are small and from one
+        # domain, so their statistics would drift from the ones the weights were trained
+        # with; from scratch there are no statistics to keep, so they are trained.
+        self.freeze_batchnorm = (cfg.freeze_batchnorm if cfg.freeze_batchnorm is not None
+                                 else cfg.checkpoint is not None)
         self.step = 0
         self._cache: dict[int, torch.Tensor] = {}
 
@@ -231,6 +239,10 @@ class Trainer:
         self.model.train()
         if cfg.freeze_image_encoder:
             self.model.image_encoder.eval()
+        elif self.freeze_batchnorm:
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(self.step, cfg)
         self.optimizer.zero_grad(set_to_none=True)
@@ -242,22 +254,39 @@ class Trainer:
         out["lr"] = self.optimizer.param_groups[0]["lr"]
         return out
 
+    def cpu_minutes(self) -> float:
+        """CPU minutes the saved steps of this run used (metrics.jsonl; older lines without
+        `cpu_seconds` count their wall seconds)."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.is_file():
+            return 0.0
+        logs = [json.loads(ln) for ln in path.read_text().splitlines() if ln]
+        return sum(d.get("cpu_seconds", d["seconds"]) for d in logs) / 60.0
+
     # -- the run -------------------------------------------------------------------------
     def run(self, on_step: Callable[[int, dict[str, float]], None] | None = None) -> Path:
         """Train until cfg.steps; returns the path of the final weights (model.pt)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         _write_text(self.run_dir / "config.json", json.dumps(
             {"training": self.cfg.to_dict(), "model": self.model.config.to_dict()}, indent=2))
-        metrics = (self.run_dir / "metrics.jsonl").open("a")
+        budget = self.cfg.max_cpu_minutes * 60.0
+        spent = self.cpu_minutes() * 60.0 if self.step else 0.0
+        # A run that starts at step 0 owns the file: lines of an earlier attempt killed
+        # before its first save would otherwise be counted twice.
+        metrics = (self.run_dir / "metrics.jsonl").open("a" if self.step else "w")
         try:
-            while self.step < self.cfg.steps:
-                t0 = time.perf_counter()
+            while self.step < self.cfg.steps and not (budget and spent >= budget):
+                t0, c0 = time.perf_counter(), time.process_time()
                 log = self.train_step()
                 self.step += 1
-                log = {"step": self.step, **log, "seconds": time.perf_counter() - t0}
+                # CPU seconds of this process: the fair clock when runs share the cores.
+                log = {"step": self.step, **log, "seconds": time.perf_counter() - t0,
+                       "cpu_seconds": time.process_time() - c0}
                 metrics.write(json.dumps(log) + "\n")
                 metrics.flush()
-                saved = self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps
+                spent += log["cpu_seconds"]
+                saved = (self.step % self.cfg.checkpoint_every == 0
+                         or self.step == self.cfg.steps or (budget and spent >= budget))
                 if saved:
                     self.save()
                 if on_step is not None:
