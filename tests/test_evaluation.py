@@ -126,6 +126,7 @@ def test_eval_job_writes_json(tmp_path):
     assert saved == result and saved["objects"] == 2
     assert set(saved["default"]) >= {"miou@1", "miou@3", "noc@85", "noc@90"}
     assert 0.0 <= saved["oracle"]["miou@1"] <= 1.0
+    assert set(saved["iou_head"]) == {"correlation", "picks_best", "mean_abs_error"}
     with pytest.raises(ValueError, match="num_images"):
         EvalConfig(num_images=0)
 
@@ -149,3 +150,15 @@ def test_summary_breaks_figures_down_by_object_size():
     assert by["small"]["default"]["noc@90"] == 2.0 and by["medium"]["default"]["nof@90"] == 1
     # Without areas (a report built from curves alone) there is no breakdown.
     assert "by_size" not in InteractiveReport(curves, curves).summary()
+
+
+def test_iou_head_ranking_is_measured_over_all_first_click_masks():
+    curves = np.zeros((2, 1))
+    true = np.array([[0.2, 0.9, 0.5], [0.7, 0.1, 0.3]])
+    ranked = InteractiveReport(curves, curves, first_scores=true * 0.5 + 0.1, first_true=true)
+    head = ranked.summary()["iou_head"]
+    assert head["correlation"] == pytest.approx(1.0) and head["picks_best"] == 1.0
+    wrong = InteractiveReport(curves, curves, first_scores=1 - true, first_true=true)
+    head = wrong.summary()["iou_head"]
+    assert head["correlation"] == pytest.approx(-1.0) and head["picks_best"] == 0.0
+    assert "iou_head" not in InteractiveReport(curves, curves).summary()

@@ -75,12 +75,13 @@ def next_click(gt: np.ndarray, pred: np.ndarray) -> tuple[int, int, int] | None:
 
 def interactive_ious(
     predictor: ClickPredictor, image: np.ndarray, masks: np.ndarray, *, max_clicks: int = 20,
-    oracle: bool = False, feed_mask: bool = True,
+    oracle: bool = False, feed_mask: bool = True, first_click: list | None = None,
 ) -> np.ndarray:
     """IoU after 1..max_clicks clicks for each mask: K x max_clicks float.
 
     image: H x W x 3 uint8; masks: K x H x W bool in the image frame. An object whose
-    prediction becomes exact keeps that IoU for the remaining clicks."""
+    prediction becomes exact keeps that IoU for the remaining clicks. first_click: when a
+    list, (predicted IoU K x M, true IoU K x M) of the first click's M masks is appended."""
     k = len(masks)
     out = np.zeros((k, max_clicks))
     if k == 0:
@@ -107,8 +108,10 @@ def interactive_ious(
         m, scores, logits = predictor.predict_batch(
             coords, labels, mask_input=prev if feed_mask else None, multimask_output=n == 0)
         if n == 0:
-            choice = (mask_iou(m, masks[:, None]).argmax(1) if oracle
-                      else np.asarray(scores).argmax(1))
+            true = mask_iou(m, masks[:, None])
+            if first_click is not None:
+                first_click.append((np.asarray(scores, dtype=np.float64), true))
+            choice = true.argmax(1) if oracle else np.asarray(scores).argmax(1)
         else:
             choice = np.zeros(k, int)
         answer = m[rows, choice]
@@ -146,11 +149,28 @@ class InteractiveReport:
     default: np.ndarray
     oracle: np.ndarray
     areas: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # First click: predicted and true IoU of each of the M masks (K x M each).
+    first_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    first_true: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def iou_head(self) -> dict:
+        """How well the IoU head ranks: Pearson correlation of predicted and true IoU over
+        all first-click masks, and how often its top mask is the truly best one."""
+        pred, true = self.first_scores.ravel(), self.first_true.ravel()
+        if len(pred) < 2 or pred.std() == 0 or true.std() == 0:
+            return {"correlation": float("nan"), "picks_best": float("nan")}
+        best = self.first_true.max(1)
+        picked = self.first_true[np.arange(len(best)), self.first_scores.argmax(1)]
+        return {"correlation": float(np.corrcoef(pred, true)[0, 1]),
+                "picks_best": float((picked >= best).mean()),
+                "mean_abs_error": float(np.abs(pred - true).mean())}
 
     def summary(self) -> dict:
         out: dict = {"objects": int(len(self.default)), "max_clicks": int(self.default.shape[1])}
         for name, curves in (("default", self.default), ("oracle", self.oracle)):
             out[name] = _curve_summary(curves)
+        if self.first_scores.size:
+            out["iou_head"] = self.iou_head()
         if len(self.areas) == len(self.default) and len(self.areas):
             # Which objects the model fails on: a model that leans on a size prior rather
             # than on the image does well on one class only.
@@ -170,19 +190,23 @@ def evaluate_interactive(
 ) -> InteractiveReport:
     """Run both protocols over (image H x W x 3 uint8, masks K x H x W bool) pairs.
     on_image: optional callable(objects_in_image) for progress."""
-    default, oracle, areas = [], [], []
+    default, oracle, areas, first = [], [], [], []
     for image, masks in samples:
         areas.append(masks.reshape(len(masks), -1).sum(1))
         default.append(interactive_ious(predictor, image, masks, max_clicks=max_clicks,
-                                        feed_mask=feed_mask))
+                                        feed_mask=feed_mask, first_click=first))
         oracle.append(interactive_ious(predictor, image, masks, max_clicks=max_clicks,
                                        oracle=True, feed_mask=feed_mask))
         if callable(on_image):
             on_image(len(masks))
     empty = np.zeros((0, max_clicks))
+    first = [f for f in first if len(f[0])]
+    scores = np.concatenate([f[0] for f in first]) if first else np.zeros((0, 0))
+    true = np.concatenate([f[1] for f in first]) if first else np.zeros((0, 0))
     return InteractiveReport(np.concatenate(default or [empty]),
                              np.concatenate(oracle or [empty]),
-                             np.concatenate(areas or [np.zeros(0)]).astype(np.float64))
+                             np.concatenate(areas or [np.zeros(0)]).astype(np.float64),
+                             scores, true)
 
 
 # -- proposals ------------------------------------------------------------------------
@@ -383,6 +407,10 @@ def print_report(result: dict) -> None:
                           f"{d.get('miou@5', float('nan')):.3f}", f"{d['noc@85']:.2f}",
                           f"{d['noc@90']:.2f}")
         console.print(sizes)
+    if "iou_head" in result:
+        h = result["iou_head"]
+        console.print(f"IoU head (first click, all masks): correlation with the true IoU "
+                      f"{h['correlation']:.3f}, picks the best mask {h['picks_best']:.0%}")
     if "proposals" in result:
         p = result["proposals"]
         console.print(f"proposals: AR@100 {p['ar@100']:.3f}  AR@1000 {p['ar@1000']:.3f} "
