@@ -67,9 +67,10 @@ def config_options(config_cls: type, param: str = "config") -> Callable:
                 continue
             for f in fields:
                 default = f.default if f.default is not dataclasses.MISSING else None
-                opt = typer.Option(
-                    default, "--" + f.name.replace("_", "-"), help=f.metadata.get("help", "")
-                )
+                flag = "--" + f.name.replace("_", "-")
+                if _option_type(hints[f.name]) in (bool, typing.Optional[bool]):  # noqa: UP045
+                    flag += "/--no-" + flag[2:]  # both ways: a default of None means "auto"
+                opt = typer.Option(default, flag, help=f.metadata.get("help", ""))
                 params.append(inspect.Parameter(
                     f.name, inspect.Parameter.KEYWORD_ONLY, default=opt,
                     annotation=_option_type(hints[f.name]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 
 import numpy as np
@@ -10,7 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pycocotools import mask as mask_utils
 
+from maskengine import create_model
 from maskengine.masks import decode_rle
+from maskengine.server.app import create_app
+from maskengine.server.settings import ServerSettings
 
 from .conftest import DISK, REFERENCE
 
@@ -263,3 +267,20 @@ def test_missing_or_corrupt_image_file_is_a_clear_error(client: TestClient, proj
     r = client.post(f"/api/images/{IMAGE0}/embedding")
     assert r.status_code == 422 and "missing" in r.json()["detail"]
     assert client.get(f"/api/images/{IMAGE0}/file").status_code == 404
+
+
+def test_server_serves_a_mobile_sam_checkpoint(project, tmp_path) -> None:
+    """MobileSAM (TinyViT encoder) behind the same routes: same answers as the official
+    MobileSAM predictor, up to the fp16 rounding of the cached embedding."""
+    fixture = REFERENCE.parent / "reference_vit_t"
+    model = create_model(checkpoint=fixture / "checkpoint.pt")
+    cfg = tmp_path / "vit_t_small.json"
+    cfg.write_text(json.dumps(model.config.to_dict()))
+    settings = ServerSettings(model_config=str(cfg), checkpoint=str(fixture / "checkpoint.pt"))
+    ref = np.load(fixture / "predictor0.npz")
+    with TestClient(create_app(project.root, settings)) as client:
+        client.headers["Authorization"] = f"Bearer {project.token}"
+        out = _predict(client, points=[], box=ref["box/prompt/box"].tolist(),
+                       multimask=False)["candidates"][0]
+    assert _iou(_decode(out["counts"]), ref["box/masks"][0]) > 0.95
+    assert out["score"] == pytest.approx(float(ref["box/iou"][0]), abs=0.02)
