@@ -37,6 +37,18 @@ class Conv2dBN(nn.Sequential):
         nn.init.constant_(self.bn.weight, bn_weight)
         nn.init.zeros_(self.bn.bias)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bn = self.bn
+        if bn.training:  # batch statistics: the two steps as they are
+            return bn(self.c(x))
+        # Fixed statistics: one conv with the batch norm folded into its weight and bias
+        # (the same function, one pass over the activations instead of two).
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        weight = self.c.weight * scale.view(-1, 1, 1, 1)
+        bias = bn.bias - bn.running_mean * scale
+        c = self.c
+        return F.conv2d(x, weight, bias, c.stride, c.padding, c.dilation, c.groups)
+
 
 class PatchEmbed(nn.Module):
     """Stem: B x 3 x S x S -> B x dim x S/4 x S/4 (`seq.0`, GELU, `seq.2`)."""
@@ -109,7 +121,11 @@ class Attention(nn.Module):
         q, k, v = qkv.permute(0, 2, 1, 3).split(self.head_dim, dim=-1)  # G x nh x N x hd
         # Always computed from the current weights: never a table cached at eval().
         bias = self.attention_biases[:, self.bias_index].to(q.dtype)  # nh x N x N
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        if torch.is_grad_enabled():
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        else:  # in place, without the mask checks of the fused kernel's CPU path
+            scores = torch.matmul(q, k.transpose(-2, -1)).mul_(self.head_dim**-0.5).add_(bias)
+            out = torch.matmul(scores.softmax(-1), v)
         return self.proj(out.transpose(1, 2).reshape(g, n, -1))
 
 
@@ -229,7 +245,9 @@ class TinyViT(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x)
+        # Channels-last: the convolutions run faster on CPUs, and the B x H x W x C views the
+        # attention stages take are then free (no copies).
+        x = self.patch_embed(x.contiguous(memory_format=torch.channels_last))
         for layer in self.layers:
             x = layer(x)
         return self.neck(x)
