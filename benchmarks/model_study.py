@@ -60,6 +60,10 @@ CANDIDATES = [
               SamConfig(patch_size=16, tiny_vit=_TVIT, **_SMALL)),
     Candidate("tvit32", "TinyViT, stride 8: 32x32 tokens",
               SamConfig(patch_size=8, tiny_vit=_TVIT, **_SMALL)),
+    # The recipe axis: twice the prompts per image embedding, fewer corrective points.
+    Candidate("tvit16_p16", "TinyViT 16x16, 16 prompts/image, 2 points",
+              SamConfig(patch_size=16, tiny_vit=_TVIT, **_SMALL),
+              ["--masks-per-image", "16", "--points", "2"]),
 ]
 
 

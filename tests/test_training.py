@@ -179,3 +179,27 @@ def test_from_scratch_init_ties_decoder_queries_and_keys():
     attns = [m for m in model.mask_decoder.modules() if isinstance(m, Attention)]
     assert attns and all(torch.equal(a.q_proj.weight, a.k_proj.weight) for a in attns)
     assert model.image_encoder.pos_embed.abs().sum() > 0
+
+
+def test_batches_built_ahead_by_workers_give_the_same_run(tmp_path, micro):
+    inline = Trainer(TrainingConfig(out=str(tmp_path / "inline"), steps=3, model=micro, **RUN))
+    inline.run()
+    ahead = Trainer(TrainingConfig(out=str(tmp_path / "ahead"), steps=3, model=micro,
+                                   workers=2, **RUN))
+    ahead.run()
+    for k, v in inline.model.state_dict().items():
+        torch.testing.assert_close(ahead.model.state_dict()[k], v)
+    with pytest.raises(ValueError, match="workers"):
+        TrainingConfig(workers=-1)
+
+
+def test_cpu_budget_stops_the_run_saved_and_a_rerun_goes_on(tmp_path, micro):
+    cfg = TrainingConfig(out=str(tmp_path / "run"), steps=50, model=micro,
+                         max_cpu_minutes=1e-6, **{**RUN, "checkpoint_every": 100})
+    Trainer(cfg).run()
+    logs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [d["step"] for d in logs] == [1] and logs[0]["cpu_seconds"] > 0
+    again = Trainer(dataclasses.replace(cfg, max_cpu_minutes=0.0, steps=2))
+    assert again.resume_if_possible() and again.step == 1  # the stop saved step 1
+    again.run()
+    assert again.step == 2

@@ -16,6 +16,17 @@ PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
 
 
+def normalize_and_pad(x: torch.Tensor, image_size: int, mean: torch.Tensor | None = None,
+                      std: torch.Tensor | None = None) -> torch.Tensor:
+    """B x 3 x h x w float in 0..255 (h, w <= image_size) -> normalised, zero-padded
+    right/bottom to B x 3 x S x S. mean, std: 3 x 1 x 1 (default: SAM's, on x's device)."""
+    if mean is None or std is None:
+        mean = torch.tensor(PIXEL_MEAN, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(PIXEL_STD, device=x.device).view(-1, 1, 1)
+    x = (x - mean) / std
+    return F.pad(x, (0, image_size - x.shape[-1], 0, image_size - x.shape[-2]))
+
+
 class Sam(nn.Module):
     """Image encoder, prompt encoder and mask decoder.
 
@@ -54,9 +65,7 @@ class Sam(nn.Module):
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """B x 3 x h x w float in 0..255 (h, w <= image_size) -> normalised, zero-padded
         right/bottom to B x 3 x S x S."""
-        x = (x - self.pixel_mean) / self.pixel_std
-        s = self.config.image_size
-        return F.pad(x, (0, s - x.shape[-1], 0, s - x.shape[-2]))
+        return normalize_and_pad(x, self.config.image_size, self.pixel_mean, self.pixel_std)
 
     def encode_image(self, x: torch.Tensor) -> torch.Tensor:
         """B x 3 x h x w float 0..255 in the input frame -> embeddings B x C x E x E."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.types import Sample, drop_large
+from ..modeling.sam import normalize_and_pad
 from ..transforms import ResizeLongestSide
 
 
@@ -100,3 +102,50 @@ def make_batch(
         boxes=torch.tensor(boxes, dtype=torch.float).reshape(-1, 4),
         image_index=torch.tensor(index, dtype=torch.long),
     )
+
+
+@dataclass(frozen=True)
+class StepBatches:
+    """A run's micro-batches as a pure function of (seed, step, micro): which images, which
+    masks, which jitter. Indexable by i = (step - start) * accumulate + micro, so DataLoader
+    workers can build the batches of the next steps while the model trains (a GPU would
+    otherwise wait on the CPU drawing scenes); built inline or ahead, the run is the same.
+
+    `dataset` must be picklable to be used by workers (the synthetic and file datasets are)."""
+
+    dataset: object  # data.Dataset
+    seed: int
+    image_size: int
+    loss_size: int
+    batch_size: int
+    masks_per_image: int
+    max_mask_fraction: float
+    jitter: bool = False
+    start: int = 0
+    steps: int = 0
+    accumulate: int = 1
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start) * self.accumulate
+
+    def __getitem__(self, i: int) -> tuple[list[int], Batch]:
+        step, micro = divmod(i, self.accumulate)
+        return self.build(self.start + step, micro)
+
+    def build(self, step: int, micro: int) -> tuple[list[int], Batch]:
+        """(dataset indices, batch) of micro-batch `micro` of step `step`; a draw with no
+        usable mask is redrawn (8 tries)."""
+        rng = np.random.default_rng([self.seed, step, micro])
+        pre = partial(normalize_and_pad, image_size=self.image_size)
+        n = len(self.dataset)  # type: ignore[arg-type]
+        for _ in range(8):
+            keys = [int(k) for k in rng.integers(0, n, self.batch_size)]
+            batch = make_batch(
+                [self.dataset[k] for k in keys], image_size=self.image_size,  # type: ignore[index]
+                loss_size=self.loss_size, masks_per_image=self.masks_per_image,
+                max_mask_fraction=self.max_mask_fraction, preprocess=pre, rng=rng,
+                jitter=(0.1, 2.0) if self.jitter else None,
+            )
+            if len(batch.targets):
+                return keys, batch
+        raise ValueError("the dataset gave 8 batches in a row without a usable mask")

@@ -62,6 +62,8 @@ class TrainingConfig:
     amp: bool = field(default=True, metadata={"help": "bfloat16 autocast on a GPU"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: auto)"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: default)"})
+    workers: int = field(default=0, metadata={
+        "help": "processes that build the next batches ahead (0: in the training loop)"})
     max_cpu_minutes: float = field(default=0.0, metadata={
         "help": "stop (saved) once the run's steps used this much CPU time (0: no limit)"})
     freeze_batchnorm: bool | None = field(default=None, metadata={
@@ -76,6 +78,8 @@ class TrainingConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
         if self.grad_iterations < 0:
             raise ValueError(f"grad_iterations must be >= 0, got {self.grad_iterations}")
         if self.points < 0 or self.mask_only < 0 or self.warmup_steps < 0:

@@ -15,10 +15,9 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..config import SamConfig
@@ -30,7 +29,7 @@ from ..modeling.registry import (
     check_fits,
     load_checkpoint,
 )
-from .batch import make_batch
+from .batch import Batch, StepBatches
 from .config import StopTraining, TrainingConfig
 from .interaction import simulate
 
@@ -154,6 +153,7 @@ class Trainer:
                                  else cfg.checkpoint is not None)
         self.step = 0
         self._cache: dict[int, torch.Tensor] = {}
+        self._ahead: Iterator[tuple[list[int], Batch]] | None = None  # batches from workers
 
     # -- state ---------------------------------------------------------------------------
     def resume_if_possible(self) -> bool:
@@ -203,24 +203,23 @@ class Trainer:
                 self._cache[keys[i]] = e
         return torch.stack([self._cache[k] for k in keys])
 
+    def batches(self, start: int) -> StepBatches:
+        """The run's micro-batches from step `start` on (see StepBatches)."""
+        cfg = self.cfg
+        return StepBatches(self.dataset, cfg.seed, self.model.config.image_size,
+                           self.loss_size, cfg.batch_size, cfg.masks_per_image,
+                           cfg.max_mask_fraction, cfg.jitter, start, cfg.steps, cfg.accumulate)
+
+    def _next_batch(self, micro: int) -> tuple[list[int], Batch]:
+        if self._ahead is not None:
+            return next(self._ahead)
+        return self.batches(self.step).build(self.step, micro)
+
     def micro_step(self, micro: int) -> dict[str, float]:
         cfg = self.cfg
-        mc = self.model.config
-        rng = np.random.default_rng([cfg.seed, self.step, micro])
         gen = torch.Generator(self.device).manual_seed(
             (cfg.seed * 1_000_003 + self.step * 131 + micro) % 2**63)
-        for _ in range(8):  # a batch with no usable mask is redrawn
-            keys = [int(k) for k in rng.integers(0, len(self.dataset), cfg.batch_size)]
-            batch = make_batch(
-                [self.dataset[k] for k in keys], image_size=mc.image_size,
-                loss_size=self.loss_size, masks_per_image=cfg.masks_per_image,
-                max_mask_fraction=cfg.max_mask_fraction, preprocess=self.model.preprocess,
-                rng=rng, jitter=(0.1, 2.0) if cfg.jitter else None,
-            )
-            if len(batch.targets):
-                break
-        else:
-            raise ValueError("the dataset gave 8 batches in a row without a usable mask")
+        keys, batch = self._next_batch(micro)
         amp = (torch.autocast("cuda", dtype=torch.bfloat16)
                if cfg.amp and self.device.type == "cuda" else contextlib.nullcontext())
         with amp:
@@ -274,6 +273,11 @@ class Trainer:
         # A run that starts at step 0 owns the file: lines of an earlier attempt killed
         # before its first save would otherwise be counted twice.
         metrics = (self.run_dir / "metrics.jsonl").open("a" if self.step else "w")
+        if self.cfg.workers:
+            loader = torch.utils.data.DataLoader(
+                self.batches(self.step), batch_size=None, num_workers=self.cfg.workers,
+                prefetch_factor=4, pin_memory=self.device.type == "cuda")
+            self._ahead = iter(loader)
         try:
             while self.step < self.cfg.steps and not (budget and spent >= budget):
                 t0, c0 = time.perf_counter(), time.process_time()
@@ -298,6 +302,7 @@ class Trainer:
                         raise
         finally:
             metrics.close()
+            self._ahead = None
         if not (self.run_dir / "model.pt").is_file():
             self.save()
         return self.run_dir / "model.pt"
