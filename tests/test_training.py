@@ -203,3 +203,32 @@ def test_cpu_budget_stops_the_run_saved_and_a_rerun_goes_on(tmp_path, micro):
     assert again.resume_if_possible() and again.step == 1  # the stop saved step 1
     again.run()
     assert again.step == 2
+
+
+def test_two_data_parallel_processes_make_the_run_of_one_with_accumulate_2(tmp_path, micro):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    one = Trainer(TrainingConfig(out=str(tmp_path / "one"), steps=3, model=micro,
+                                 **{**RUN, "accumulate": 2}))
+    one.run()
+    args = ["--out", str(tmp_path / "two"), "--steps", "3", "--model", micro, "--threads", "1"]
+    for k, v in RUN.items():
+        args += ["--" + k.replace("_", "-"), str(v)]
+    exe = str(Path(sys.executable).with_name("maskengine"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+         "2", exe, "train", *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logs = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").open()]
+    assert [d["step"] for d in logs] == [1, 2, 3]  # one writer
+    ref = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").open()]
+    for a, b in zip(logs, ref, strict=True):  # the same batches and prompts
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+        assert a["prompts"] == b["prompts"]
+    # The same weights, up to the order of float sums (AdamW steps are ~lr = 5e-3 each).
+    two = torch.load(tmp_path / "two" / "model.pt", weights_only=True)
+    for k, v in one.model.state_dict().items():
+        torch.testing.assert_close(two[k], v, rtol=1e-3, atol=5e-4)
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["processes"] == 2

@@ -124,13 +124,15 @@ class StepBatches:
     start: int = 0
     steps: int = 0
     accumulate: int = 1
+    rank: int = 0  # data-parallel processes: rank r builds micro-batches r, world + r, ...
+    world: int = 1
 
     def __len__(self) -> int:
         return max(0, self.steps - self.start) * self.accumulate
 
     def __getitem__(self, i: int) -> tuple[list[int], Batch]:
-        step, micro = divmod(i, self.accumulate)
-        return self.build(self.start + step, micro)
+        step, m = divmod(i, self.accumulate)
+        return self.build(self.start + step, m * self.world + self.rank)
 
     def build(self, step: int, micro: int) -> tuple[list[int], Batch]:
         """(dataset indices, batch) of micro-batch `micro` of step `step`; a draw with no

@@ -29,6 +29,7 @@ from ..modeling.registry import (
     check_fits,
     load_checkpoint,
 )
+from . import distributed
 from .batch import Batch, StepBatches
 from .config import StopTraining, TrainingConfig
 from .interaction import simulate
@@ -126,6 +127,7 @@ class Trainer:
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        self.rank, self.world = distributed.init_from_env(self.device)
         self.run_dir = Path(cfg.out)
         self.model = build_model(cfg).to(self.device)
         mc = self.model.config
@@ -168,13 +170,15 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         metrics = self.run_dir / "metrics.jsonl"
-        if metrics.is_file():  # drop lines written after the last saved state
+        if metrics.is_file() and self.rank == 0:  # drop lines written after the last save
             lines = [ln for ln in metrics.read_text().splitlines()
                      if ln and json.loads(ln)["step"] <= self.step]
             _write_text(metrics, "".join(ln + "\n" for ln in lines))
         return True
 
     def save(self) -> None:
+        if self.rank:
+            return
         sd = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         ckpt_dir = self.run_dir / "checkpoints"
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -208,17 +212,19 @@ class Trainer:
         cfg = self.cfg
         return StepBatches(self.dataset, cfg.seed, self.model.config.image_size,
                            self.loss_size, cfg.batch_size, cfg.masks_per_image,
-                           cfg.max_mask_fraction, cfg.jitter, start, cfg.steps, cfg.accumulate)
+                           cfg.max_mask_fraction, cfg.jitter, start, cfg.steps, cfg.accumulate,
+                           self.rank, self.world)
 
     def _next_batch(self, micro: int) -> tuple[list[int], Batch]:
         if self._ahead is not None:
             return next(self._ahead)
-        return self.batches(self.step).build(self.step, micro)
+        return self.batches(self.step).build(self.step, micro * self.world + self.rank)
 
     def micro_step(self, micro: int) -> dict[str, float]:
         cfg = self.cfg
+        index = micro * self.world + self.rank  # this micro-batch's number in the step
         gen = torch.Generator(self.device).manual_seed(
-            (cfg.seed * 1_000_003 + self.step * 131 + micro) % 2**63)
+            (cfg.seed * 1_000_003 + self.step * 131 + index) % 2**63)
         keys, batch = self._next_batch(micro)
         amp = (torch.autocast("cuda", dtype=torch.bfloat16)
                if cfg.amp and self.device.type == "cuda" else contextlib.nullcontext())
@@ -228,7 +234,7 @@ class Trainer:
                            box_prob=cfg.box_prob, grad_iterations=cfg.grad_iterations,
                            mask_hint=cfg.mask_hint, focal_alpha=cfg.focal_alpha,
                            weights=(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight), gen=gen)
-        (res.loss / cfg.accumulate).backward()
+        (res.loss / (cfg.accumulate * self.world)).backward()
         return {"loss": float(res.loss.detach()), "focal": res.focal, "dice": res.dice,
                 "iou_mse": res.iou_mse, "iou_first": res.first_iou, "iou_last": res.last_iou,
                 "prompts": float(len(batch.targets)), "hinted": float(res.hinted)}
@@ -246,9 +252,13 @@ class Trainer:
             group["lr"] = cfg.lr * lr_factor(self.step, cfg)
         self.optimizer.zero_grad(set_to_none=True)
         logs = [self.micro_step(m) for m in range(cfg.accumulate)]
+        if self.world > 1:
+            distributed.sum_gradients(self.model)
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
+        if self.world > 1:
+            distributed.average_batchnorm(self.model)
         out = {k: sum(d[k] for d in logs) / len(logs) for k in logs[0]}
         out["lr"] = self.optimizer.param_groups[0]["lr"]
         return out
@@ -265,14 +275,19 @@ class Trainer:
     # -- the run -------------------------------------------------------------------------
     def run(self, on_step: Callable[[int, dict[str, float]], None] | None = None) -> Path:
         """Train until cfg.steps; returns the path of the final weights (model.pt)."""
+        main = self.rank == 0  # data-parallel ranks > 0 write nothing
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _write_text(self.run_dir / "config.json", json.dumps(
-            {"training": self.cfg.to_dict(), "model": self.model.config.to_dict()}, indent=2))
+        if main:
+            _write_text(self.run_dir / "config.json", json.dumps(
+                {"training": self.cfg.to_dict(), "model": self.model.config.to_dict(),
+                 "processes": self.world}, indent=2))
         budget = self.cfg.max_cpu_minutes * 60.0
         spent = self.cpu_minutes() * 60.0 if self.step else 0.0
+        if self.world > 1:
+            spent = distributed.broadcast_float(spent)
         # A run that starts at step 0 owns the file: lines of an earlier attempt killed
         # before its first save would otherwise be counted twice.
-        metrics = (self.run_dir / "metrics.jsonl").open("a" if self.step else "w")
+        metrics = (self.run_dir / "metrics.jsonl").open("a" if self.step else "w") if main else None
         if self.cfg.workers:
             loader = torch.utils.data.DataLoader(
                 self.batches(self.step), batch_size=None, num_workers=self.cfg.workers,
@@ -284,10 +299,14 @@ class Trainer:
                 log = self.train_step()
                 self.step += 1
                 # CPU seconds of this process: the fair clock when runs share the cores.
-                log = {"step": self.step, **log, "seconds": time.perf_counter() - t0,
+                log = {**log, "seconds": time.perf_counter() - t0,
                        "cpu_seconds": time.process_time() - c0}
-                metrics.write(json.dumps(log) + "\n")
-                metrics.flush()
+                if self.world > 1:  # CPU seconds of all ranks; other figures: their mean
+                    log = distributed.reduce_logs(log, sums=("cpu_seconds",))
+                log = {"step": self.step, **log}
+                if metrics is not None:
+                    metrics.write(json.dumps(log) + "\n")
+                    metrics.flush()
                 spent += log["cpu_seconds"]
                 saved = (self.step % self.cfg.checkpoint_every == 0
                          or self.step == self.cfg.steps or (budget and spent >= budget))
@@ -301,7 +320,8 @@ class Trainer:
                             self.save()
                         raise
         finally:
-            metrics.close()
+            if metrics is not None:
+                metrics.close()
             self._ahead = None
         if not (self.run_dir / "model.pt").is_file():
             self.save()
@@ -316,7 +336,7 @@ def train(cfg: TrainingConfig, progress: bool = True, dataset: Dataset | None = 
     exception it raises stops the run there (StopTraining: with that step saved first)."""
     trainer = Trainer(cfg, dataset)
     resumed = trainer.resume_if_possible()
-    if not progress:
+    if not progress or trainer.rank:  # one bar, on the first data-parallel rank
         return trainer.run(on_step)
     from rich.progress import (
         BarColumn,
