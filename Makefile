@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup system-packages test lint bench bench-reference bench-generator bench-data-engine demo clean
+.PHONY: setup system-packages test lint bench bench-reference bench-generator bench-data-engine demo clean \
+	bench-mobile-sam train-bundled train-bundled-gpu
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -56,6 +57,29 @@ bench-data-engine: setup
 # Sample images -> automatic masks with the bundled tiny model -> SA-1B JSON + overlays.
 demo: setup
 	OMP_NUM_THREADS=2 $(BIN)/python scripts/demo.py --out demo-output
+
+# CPU encoder time of vit_t against vit_b (and the official MobileSAM code when importable).
+bench-mobile-sam: setup
+	$(BIN)/python benchmarks/mobile_sam.py
+
+# The bundled model's training as it was run here (2 CPU cores; docs/results/tiny_train_cmd_tvit.sh).
+train-bundled: setup
+	RUN=runs/tiny docs/results/tiny_train_cmd_tvit.sh
+
+# The same model and recipe on one CUDA GPU in bf16 (autocast), from scratch: bigger batches,
+# batches built ahead by 8 worker processes. For a machine whose python3 has a CUDA torch
+# (the dev .venv pins the CPU build). Then the evaluation on 50 unseen scenes.
+GPU_RUN ?= runs/tiny-gpu
+train-bundled-gpu:
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet numpy pillow pycocotools opencv-python-headless typer rich
+	$(PY) -m maskengine.cli train --out $(GPU_RUN) --model tiny --device cuda --amp \
+		--data synthetic --data-seed 0 --num-images 1000000 --scene-size 256 --seed 0 \
+		--steps 6000 --batch-size 16 --masks-per-image 8 --points 8 --mask-only 2 \
+		--box-prob 0.3 --grad-iterations 3 --loss-size 64 --lr 0.002 --warmup-steps 200 \
+		--first-decay 0.75 --second-decay 0.92 --workers 8 --checkpoint-every 500
+	$(PY) -m maskengine.cli eval --model tiny --checkpoint $(GPU_RUN)/model.pt --device cuda \
+		--data-seed 1000 --num-images 50 --out $(GPU_RUN)/eval.json
 
 clean:
 	rm -rf $(VENV) .venv-ref build *.egg-info

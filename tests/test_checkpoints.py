@@ -15,9 +15,9 @@ CKPT = REFERENCE / "checkpoint.pt"
 
 def test_size_mismatch_names_file_size_and_first_key(reference_config):
     with pytest.raises(CheckpointError) as err:
-        create_model("tiny", checkpoint=CKPT)
+        create_model("vit_b", checkpoint=CKPT)
     msg = str(err.value)
-    assert "embed dim 48" in msg and "the model is tiny" in msg
+    assert "embed dim 48" in msg and "the model is vit_b" in msg
     assert "first mismatched key image_encoder.pos_embed" in msg
     assert "[1, 32, 32, 48]" in msg
 

@@ -172,10 +172,10 @@ def test_bad_settings_are_named():
         Trainer(TrainingConfig(model="no_such_model"))
 
 
-def test_from_scratch_init_ties_decoder_queries_and_keys():
+def test_from_scratch_init_ties_decoder_queries_and_keys(micro):
     from maskengine.modeling.transformer import Attention
 
-    model = Trainer(TrainingConfig(model="tiny", num_images=1)).model
+    model = Trainer(TrainingConfig(model=micro, num_images=1)).model
     attns = [m for m in model.mask_decoder.modules() if isinstance(m, Attention)]
     assert attns and all(torch.equal(a.q_proj.weight, a.k_proj.weight) for a in attns)
     assert model.image_encoder.pos_embed.abs().sum() > 0

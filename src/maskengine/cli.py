@@ -397,3 +397,7 @@ def _load_model(model: str | None, checkpoint: str | None, device: str):  # noqa
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":  # python -m maskengine.cli
+    main()

@@ -1,0 +1,23 @@
+#!/bin/sh
+# The bundled `tiny` model (TinyViT encoder, 16 x 16 embedding; config in
+# maskengine.modeling.registry), trained from scratch on the default synthetic scenes.
+#
+# Phase 1 -- the model study's "tvit16" candidate (benchmarks/model_study.py, one thread,
+# 30 CPU minutes, constant lr 1.5e-3 after 50 warmup steps, 4 images x 8 masks per step,
+# first prompt + 4 corrective points + 1 mask-only iteration, 2 of them differentiated).
+# Phase 2 -- the same run folder continued by two data-parallel processes (one thread each,
+# torchrun): every step now takes 2 x 4 images; lr 1.5e-3, /10 at 75% and 92% of --steps.
+# Seeds: data stream 0 (scenes are a function of (seed, index)), prompts seed 0.
+set -e
+cd "$(dirname "$0")/../.."
+RUN=${RUN:-runs/tiny}
+.venv/bin/python benchmarks/model_study.py train --runs "$(dirname "$RUN")/study" --minutes 30 \
+  --only tvit16
+mkdir -p "$RUN" && cp -r "$(dirname "$RUN")/study/tvit16/." "$RUN/"
+OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc-per-node 2 \
+  .venv/bin/maskengine train --out "$RUN" --model tiny \
+  --data synthetic --data-seed 0 --num-images 1000000 --scene-size 256 --seed 0 \
+  --steps ${STEPS:-4400} --batch-size 4 --masks-per-image 8 --points 4 --mask-only 1 \
+  --box-prob 0.3 --grad-iterations 2 --loss-size 64 --lr 0.0015 --warmup-steps 50 \
+  --first-decay 0.75 --second-decay 0.92 \
+  --threads 1 --checkpoint-every 40 --keep-checkpoints 5
