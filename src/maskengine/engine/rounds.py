@@ -319,7 +319,14 @@ def _run_round(project: Project, cfg: RoundConfig, progress: bool,
                                "replay_fraction": cfg.replay_fraction if cfg.replay else 0.0,
                                "steps": tcfg.steps, "seconds": round(train_seconds, 1)}}
     note, promoted = "", True
-    if len(val_set):
+    finite = all(bool(torch.isfinite(v).all()) for v in
+                 torch.load(weights, map_location="cpu", weights_only=True).values()
+                 if v.is_floating_point())
+    if not finite:
+        # A diverged run (too high a learning rate): nothing to validate or serve.
+        promoted, note = False, ("kept, not promoted: training diverged (weights are not "
+                                 "finite); lower the learning rate")
+    elif len(val_set):
         on_phase("validating")
         new_model = create_model(SamConfig(**parent_config), checkpoint=weights, device=device)
         metrics["val"] = validate(new_model, val_set, cfg.max_clicks)
