@@ -3,6 +3,7 @@ scratch on the default synthetic scenes, then measure each at equal CPU time.
 
     python benchmarks/model_study.py train  --runs /tmp/study --minutes 30   # resumable
     python benchmarks/model_study.py report --runs /tmp/study --minutes 30
+    python benchmarks/model_study.py plot     # the PNG again from the saved JSON
 
 `train` starts one `maskengine train` per candidate (one torch thread each, `nice`), all at
 once; each stops by itself when its steps have used `--minutes` of CPU time
@@ -132,7 +133,7 @@ def report(runs: Path, minutes: float, every: float, images: int) -> dict:
         mark = every
         while mark <= minutes + 1e-9:
             reached = [s for s, m in zip(steps, mins, strict=True) if m <= mark and s in ckpts]
-            if reached:
+            if reached and (not points or max(reached) != points[-1]["step"]):
                 s = max(reached)
                 i = steps.index(s)
                 fig = evaluate(runs / f"{c.name}.json", ckpts[s], images)
@@ -179,7 +180,7 @@ def plot(result: dict, path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("job", choices=["train", "report"])
+    ap.add_argument("job", choices=["train", "report", "plot"])
     ap.add_argument("--runs", type=Path, default=Path("runs/study"))
     ap.add_argument("--minutes", type=float, default=30.0, help="CPU minutes per candidate")
     ap.add_argument("--every", type=float, default=5.0, help="report: minutes between marks")
@@ -188,6 +189,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.job == "train":
         train(args.runs, args.minutes, args.only)
+        return
+    if args.job == "plot":  # again from the saved figures
+        plot(json.loads((RESULTS / "model_study.json").read_text()), RESULTS / "model_study.png")
         return
     result = report(args.runs, args.minutes, args.every, args.images)
     RESULTS.mkdir(exist_ok=True)

@@ -7,6 +7,8 @@
 # first prompt + 4 corrective points + 1 mask-only iteration, 2 of them differentiated).
 # Phase 2 -- the same run folder continued by two data-parallel processes (one thread each,
 # torchrun): every step now takes 2 x 4 images; lr 1.5e-3, /10 at 75% and 92% of --steps.
+# As run here: phase 2 started with --steps 4400 and was restarted at step 1840 (from its
+# saved state, before any learning-rate step) with --steps 3700, so its schedule is that of 3700.
 # Seeds: data stream 0 (scenes are a function of (seed, index)), prompts seed 0.
 set -e
 cd "$(dirname "$0")/../.."
@@ -17,7 +19,7 @@ mkdir -p "$RUN" && cp -r "$(dirname "$RUN")/study/tvit16/." "$RUN/"
 OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc-per-node 2 \
   .venv/bin/maskengine train --out "$RUN" --model tiny \
   --data synthetic --data-seed 0 --num-images 1000000 --scene-size 256 --seed 0 \
-  --steps ${STEPS:-4400} --batch-size 4 --masks-per-image 8 --points 4 --mask-only 1 \
+  --steps ${STEPS:-3700} --batch-size 4 --masks-per-image 8 --points 4 --mask-only 1 \
   --box-prob 0.3 --grad-iterations 2 --loss-size 64 --lr 0.0015 --warmup-steps 50 \
   --first-decay 0.75 --second-decay 0.92 \
   --threads 1 --checkpoint-every 40 --keep-checkpoints 5
