@@ -32,6 +32,20 @@ def build_official(state_dict: dict) -> torch.nn.Module | None:
     return model.eval()
 
 
+def encoder_gflop(name: str) -> float:
+    """Floating-point operations of one 1024 image through the encoder (2 per multiply-add),
+    counted on the meta device (no compute)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = Sam.from_config(MODEL_CONFIGS[name]).eval()
+        image = torch.randn(1, 3, 1024, 1024)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.image_encoder(image)
+    return counter.get_total_flops() / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -62,6 +76,10 @@ def main() -> None:
     if official is not None:
         out["official_over_ours"] = enc["vit_t_official"]["min_s"] / enc["vit_t"]["min_s"]
         print(f"official vit_t / ours: {out['official_over_ours']:.2f}")
+    out["gflop"] = {name: encoder_gflop(name) for name in ("vit_t", "vit_b")}
+    for name in ("vit_t", "vit_b"):
+        out["encoder"][name]["gflop_per_s"] = out["gflop"][name] / enc[name]["min_s"]
+    print("GFLOP per image:", {k: round(v, 1) for k, v in out["gflop"].items()})
     out["parameters_m"] = {
         "vit_t_encoder": sum(p.numel() for p in vit_t.image_encoder.parameters()) / 1e6,
         "vit_b_encoder": sum(p.numel() for p in vit_b.image_encoder.parameters()) / 1e6,
