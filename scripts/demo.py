@@ -77,8 +77,10 @@ def main() -> None:
         print(f"  {s.name}: {len(anns):3d} masks (true: {len(s.masks):3d}), mean predicted "
               f"IoU {np.mean(ious) if ious else 0:.3f}")
     r = recall.summary()
-    print(f"  {total} masks in {seconds:.1f} s; recall of the true masks AR@100 "
-          f"{r['ar@100']:.3f}, AR@1000 {r['ar@1000']:.3f}")
+    true = sum(len(s.masks) for s in scenes)
+    print(f"  {total} masks for {true} true masks ({total / max(true, 1):.2f} per true mask) "
+          f"in {seconds:.1f} s; recall of the true masks AR@100 {r['ar@100']:.3f}, "
+          f"AR@1000 {r['ar@1000']:.3f}")
     print(f"\nLook at: {masks_dir}/*.overlay.png (masks painted on the images)")
     print(f"         {masks_dir}/*.json (SA-1B: COCO RLE per mask)")
 

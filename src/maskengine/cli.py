@@ -231,16 +231,20 @@ def train(
         "folder, a COCO JSON) against forgetting")),
     replay_fraction: float = typer.Option(0.5, "--replay-fraction", help=(
         "with PROJECT and --replay: share of training samples from the replayed data")),
+    force: bool = typer.Option(False, "--force", help=(
+        "with PROJECT: promote the round even with no validation masks to compare on")),
 ) -> None:
     """Train or fine-tune a model with simulated interaction; resumes a run folder.
 
     With PROJECT: fine-tune the project's served model on its accepted masks (round
     defaults: 300 steps, lr 2e-4; the options given override them), validate it on the
-    validation images, register it, and promote it unless the validation figures got worse.
+    validation images, register it, and promote it unless the validation figures got worse
+    (without validation masks it is not promoted unless --force).
     A running `maskengine serve` switches to a promoted model by itself."""
     if project is None:
-        if replay is not None:
-            raise typer.BadParameter("--replay applies to a project round: give PROJECT")
+        if replay is not None or force:
+            raise typer.BadParameter("--replay and --force apply to a project round: give "
+                                     "PROJECT")
         from .training.trainer import train as run_training
 
         path = run_training(config)
@@ -254,7 +258,7 @@ def train(
         fields = set(config.to_dict())
         training = round_training_config({k: getattr(config, k) for k in given & fields})
         round_cfg = RoundConfig(training=training, replay=replay,
-                                replay_fraction=replay_fraction)
+                                replay_fraction=replay_fraction, force=force)
         proj = Project.open(project)
     except (ValueError, ProjectError) as exc:
         raise typer.BadParameter(str(exc)) from exc

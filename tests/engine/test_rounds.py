@@ -127,3 +127,34 @@ def test_a_second_round_of_the_same_project_is_refused(tmp_path: Path) -> None:
     assert not round_running(sp.project)
     with _round_lock(sp.project):
         assert round_running(sp.project)
+
+
+@pytest.mark.slow
+def test_a_round_without_validation_masks_is_not_promoted_unless_forced(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from maskengine.engine import rle, services
+    from maskengine.engine.models import User
+
+    sp = make_synthetic_project(tmp_path, _scenes(5, 2), [])  # no validation images
+    settings = ServerSettings(model="tiny", model_poll=0, threads=1, prefetch=0)
+    with TestClient(create_app(sp.project.root, settings)) as client:
+        client.headers["Authorization"] = f"Bearer {sp.admin_token}"
+        served = client.get("/api/model").json()["id"]
+        with sp.project.session() as s:
+            admin = s.scalar(select(User).where(User.name == "admin"))
+            for i in sp.train_ids:
+                for m in sp.ground_truth[i]:
+                    services.create_mask(s, image_id=i, counts=rle.encode(m).counts,
+                                         author=admin)
+        cfg = RoundConfig(training=round_training_config(TRAIN))
+        r1 = run_round(sp.project, cfg, progress=False, log=lambda _m: None)
+        assert not r1.promoted and "no accepted masks on validation images" in r1.note
+        assert "val" not in r1.metrics
+        with sp.project.session() as s:
+            assert served_version(s).id == served
+        forced = RoundConfig(training=round_training_config({**TRAIN, "seed": 1}), force=True)
+        r2 = run_round(sp.project, forced, progress=False, log=lambda _m: None)
+        assert r2.promoted and r2.note.startswith("promoted without validation (forced)")
+        with sp.project.session() as s:
+            assert served_version(s).id == r2.version_id

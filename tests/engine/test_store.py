@@ -108,3 +108,27 @@ def test_export_sa1b_and_coco(tmp_path, images) -> None:
     assert res.masks == 0
     with pytest.raises(ValueError, match="format"):
         ExportConfig(format="yolo")  # type: ignore[arg-type]
+
+
+def test_a_project_of_two_or_more_images_has_a_validation_image(tmp_path) -> None:
+    d = tmp_path / "two"
+    d.mkdir()
+    for k in range(2):
+        PILImage.new("RGB", (8, 6), (k * 90, 10, 20)).save(d / f"{k}.png")
+    for fraction, expected in ((0.001, 1), (0.0, 0)):  # 0.0: the user asked for none
+        project, _ = init_project(tmp_path / f"p{fraction}", d, val_fraction=fraction)
+        with project.session() as s:
+            splits = sorted(s.scalars(select(Image.split)))
+        assert splits.count("val") == expected and len(splits) == 2
+        project.close()
+    # One image first: nothing to validate on yet; the second one added goes to val.
+    one = tmp_path / "one"
+    one.mkdir()
+    PILImage.new("RGB", (8, 6), (1, 2, 3)).save(one / "a.png")
+    project, _ = init_project(tmp_path / "grow", one, val_fraction=0.001)
+    with project.session() as s:
+        assert list(s.scalars(select(Image.split))) == ["train"]
+    PILImage.new("RGB", (8, 6), (4, 5, 6)).save(one / "b.png")
+    project.add_image_dir(one)
+    with project.session() as s:
+        assert sorted(s.scalars(select(Image.split))) == ["train", "val"]

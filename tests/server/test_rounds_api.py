@@ -106,7 +106,7 @@ def test_rounds_api_roles_errors_busy_and_switch(tmp_path: Path) -> None:
         r = client.post("/api/rounds", headers=plain)
         assert r.status_code == 403 and "may not" in r.json()["detail"]
         for bad in ({"steps": 0}, {"steps": 100_001}, {"lr": 0}, {"lr": -1e-3},
-                    {"epochs": 3}, {"steps": "many"}):
+                    {"epochs": 3}, {"steps": "many"}, {"force": "maybe"}):
             assert client.post("/api/rounds", json=bad).status_code == 422, bad
 
         # Nothing accepted yet: the round fails, GET says why, the server goes on.
@@ -225,3 +225,13 @@ def test_rounds_api_progress_cancel_and_resume(tmp_path: Path) -> None:
         metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(line)["step"] for line in metrics] == [1, 2, 3]
         assert [(r["round"], r["serving"]) for r in out["rows"]] == [(0, False), (1, True)]
+
+
+def test_the_page_can_force_a_promotion_without_validation(tmp_path: Path) -> None:
+    from maskengine.server.round_runner import RoundRunner
+
+    runner = RoundRunner(synthetic_project(tmp_path, 1).project, on_promoted=lambda: None,
+                         template=TINY_ROUND)
+    assert not runner.config({"steps": 3}).force
+    forced = runner.config({"steps": 3}, force=True)
+    assert forced.force and forced.training.steps == 3 and not runner.template.force

@@ -68,6 +68,9 @@ class RoundConfig:
     # folder or a COCO JSON; None: accepted masks only), as this share of the samples.
     replay: str | None = None
     replay_fraction: float = 0.5
+    # Promote even without accepted validation masks to compare on (an admin's explicit
+    # choice); otherwise such a round is registered but not promoted.
+    force: bool = False
 
     def __post_init__(self) -> None:
         if self.max_val_images < 1 or self.max_clicks < 1:
@@ -340,8 +343,11 @@ def _run_round(project: Project, cfg: RoundConfig, progress: bool,
             v, o = metrics["val"]["default"], metrics["parent_val"]["default"]
             note = (f"promoted: validation mIoU@1 {o['miou@1']:.3f} -> {v['miou@1']:.3f}, "
                     f"NoC@90 {o['noc@90']:.2f} -> {v['noc@90']:.2f}")
+    elif cfg.force:
+        note = "promoted without validation (forced): no accepted masks on validation images"
     else:
-        note = "promoted without validation: no accepted masks on validation images"
+        promoted, note = False, ("kept, not promoted: no accepted masks on validation images "
+                                 "to compare it on; label some, or force the promotion")
     on_phase("registering")
     key, wsha = model_key(SamConfig(**parent_config), str(weights))
     with project.session() as s:

@@ -159,6 +159,8 @@ class Project:
         result = AddResult()
         with self.session() as s:
             known = set(s.scalars(select(Image.sha256)))
+            has_val = s.scalar(select(Image.id).where(Image.split == "val").limit(1)) is not None
+            added: list[tuple[float, Image]] = []
             for path in sorted(Path(p).resolve() for p in paths):
                 try:
                     with PILImage.open(path) as im:
@@ -176,10 +178,19 @@ class Project:
                     rel = str(path.relative_to(self.images_dir))
                 except ValueError:
                     rel = str(path)
-                val = int(sha[:8], 16) / 0xFFFFFFFF < self.config.val_fraction
-                s.add(Image(path=rel, sha256=sha, width=width, height=height,
-                            split="val" if val else "train"))
+                score = int(sha[:8], 16) / 0xFFFFFFFF
+                val = score < self.config.val_fraction
+                has_val |= val
+                image = Image(path=rel, sha256=sha, width=width, height=height,
+                              split="val" if val else "train")
+                s.add(image)
+                added.append((score, image))
                 result.added += 1
+            if (not has_val and added and self.config.val_fraction > 0
+                    and len(known) >= 2):
+                # Rounds are validated on the val split: once the project has two images,
+                # one of the new ones (the lowest hash: stable) goes there, whatever the draw.
+                min(added, key=lambda a: a[0])[1].split = "val"
         return result
 
     def add_image_dir(self, folder: str | os.PathLike) -> AddResult:

@@ -117,13 +117,15 @@ class RoundRunner:
         self._cancel = threading.Event()
         self._first_step: tuple[int, float] | None = None  # (step before it, its start time)
 
-    def config(self, overrides: dict | None = None) -> RoundConfig:
+    def config(self, overrides: dict | None = None, force: bool = False) -> RoundConfig:
         """The template with TrainingConfig field overrides on top (validated by
-        TrainingConfig itself: a bad value raises ValueError)."""
+        TrainingConfig itself: a bad value raises ValueError); `force` promotes without
+        validation masks."""
+        cfg = dataclasses.replace(self.template, force=True) if force else self.template
         if not overrides:
-            return self.template
-        training = dataclasses.replace(self.template.training, **overrides)
-        return dataclasses.replace(self.template, training=training)
+            return cfg
+        training = dataclasses.replace(cfg.training, **overrides)
+        return dataclasses.replace(cfg, training=training)
 
     def state(self) -> RunnerState:
         with self._lock:
@@ -132,10 +134,10 @@ class RoundRunner:
                                error=self._error, log=tuple(self._log), phase=self._phase,
                                progress=self._progress, cancelled=self._cancelled)
 
-    def start(self, overrides: dict | None = None) -> RunnerState:
+    def start(self, overrides: dict | None = None, force: bool = False) -> RunnerState:
         """Start a round; raises RoundBusy when one is running, ValueError for bad
         overrides. Returns the state right after starting (running is True)."""
-        cfg = self.config(overrides)
+        cfg = self.config(overrides, force)
         with self._lock:
             if self._running:
                 raise RoundBusy(f"a round is running since {self._started_at:%H:%M:%S} UTC")

@@ -189,6 +189,8 @@ class RoundIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     steps: int | None = Field(None, ge=1, le=100_000, description="training steps")
     lr: Finite | None = Field(None, gt=0, description="peak learning rate")
+    force: bool = Field(False, description="promote even with no validation masks to "
+                                           "compare on (otherwise such a round is kept)")
 
 
 class RoundRow(BaseModel):

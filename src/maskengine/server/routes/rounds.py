@@ -55,8 +55,9 @@ def start_round(
     services.require_role(user)
     runner = _runner(request)
     overrides = {} if body is None else body.model_dump(exclude_none=True)
+    force = bool(overrides.pop("force", False))
     try:
-        runner.start(overrides)
+        runner.start(overrides, force=force)
     except RoundBusy as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except ValueError as exc:  # a value TrainingConfig refuses with the others

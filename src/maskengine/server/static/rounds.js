@@ -95,6 +95,7 @@ export class RoundsPanel {
     const lr = $("#round-lr").value.trim();
     if (steps) body.steps = Number(steps);
     if (lr) body.lr = Number(lr);
+    if ($("#round-force").checked) body.force = true;
     $("#round-train").disabled = true;
     try {
       await this.fetchShow(() => this.api.post("/rounds", body));
