@@ -162,3 +162,13 @@ def test_iou_head_ranking_is_measured_over_all_first_click_masks():
     head = wrong.summary()["iou_head"]
     assert head["correlation"] == pytest.approx(-1.0) and head["picks_best"] == 0.0
     assert "iou_head" not in InteractiveReport(curves, curves).summary()
+
+
+def test_eval_command_names_a_bad_checkpoint_without_a_traceback(tmp_path):
+    from typer.testing import CliRunner
+
+    from maskengine.cli import app
+
+    out = CliRunner().invoke(app, ["eval", "--model", "vit_t", "--checkpoint",
+                                   str(tmp_path / "missing.pt")])
+    assert out.exit_code == 2 and "does not exist" in out.output

@@ -329,7 +329,11 @@ def evaluate(config: Any) -> None:
     """Interactive mIoU (1/2/3/5/9 clicks, default and oracle), NoC@85/90, optional AR@k."""
     from .evaluation import print_report, run_evaluation
 
-    print_report(run_evaluation(config))
+    try:
+        result = run_evaluation(config)
+    except (FileNotFoundError, ValueError) as exc:  # CheckpointError is a ValueError
+        raise typer.BadParameter(str(exc)) from exc
+    print_report(result)
     if config.out:
         typer.echo(f"figures: {config.out}")
 
