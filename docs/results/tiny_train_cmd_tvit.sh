@@ -2,6 +2,8 @@
 # The bundled `tiny` model (TinyViT encoder, 16 x 16 embedding; config in
 # maskengine.modeling.registry), trained from scratch on the default synthetic scenes.
 #
+# Resolved config of the run: docs/results/tiny_train_config_tvit.json; its training curve
+# (every 20th step): docs/results/tiny_train_metrics_every20.jsonl.
 # Phase 1 -- the model study's "tvit16" candidate (benchmarks/model_study.py, one thread,
 # 30 CPU minutes, constant lr 1.5e-3 after 50 warmup steps, 4 images x 8 masks per step,
 # first prompt + 4 corrective points + 1 mask-only iteration, 2 of them differentiated).
