@@ -9,6 +9,7 @@
 # first prompt + 4 corrective points + 1 mask-only iteration, 2 of them differentiated).
 # Phase 2 -- the same run folder continued by two data-parallel processes (one thread each,
 # torchrun): every step now takes 2 x 4 images; lr 1.5e-3, /10 at 75% and 92% of --steps.
+# The shipped weights are step 3440 (stopped there at the end of the session).
 # As run here: phase 2 started with --steps 4400 and was restarted at step 1840 (from its
 # saved state, before any learning-rate step) with --steps 3700, so its schedule is that of 3700.
 # Seeds: data stream 0 (scenes are a function of (seed, index)), prompts seed 0.
