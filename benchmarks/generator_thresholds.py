@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, environment  # noqa: E402
+from common import environment, write_results  # noqa: E402
 from maskengine import MaskGenerator, create_model  # noqa: E402
 from maskengine.data import SceneConfig, generate_scene  # noqa: E402
 from maskengine.evaluation import RecallCounter  # noqa: E402
@@ -79,11 +78,7 @@ def main() -> None:
                     and r["stability_score_thresh"] == 0.95)
     out = {"environment": environment(), "args": vars(args), "objects": objects,
            "official_defaults": official, "best_within_limit": best, "grid": rows}
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "generator_thresholds.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=2))
-    tmp.replace(path)
+    path = write_results("generator_thresholds", out)
     print("official defaults:", official)
     print(f"best with <= {args.max_per_object} masks per object:", best)
     print("wrote", path)

@@ -29,7 +29,7 @@ from pathlib import Path
 from maskengine.config import SamConfig, TinyViTConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS  # noqa: E402
+from common import RESULTS, write_results  # noqa: E402
 
 # The decoder side of today's `tiny`: prompt dim 128, decoder MLP 512, IoU head 128.
 _SMALL = dict(image_size=256, prompt_embed_dim=128, decoder_mlp_dim=512, iou_head_hidden_dim=128)
@@ -194,10 +194,7 @@ def main() -> None:
         plot(json.loads((RESULTS / "model_study.json").read_text()), RESULTS / "model_study.png")
         return
     result = report(args.runs, args.minutes, args.every, args.images)
-    RESULTS.mkdir(exist_ok=True)
-    from maskengine.training.trainer import _write_text
-
-    _write_text(RESULTS / "model_study.json", json.dumps(result, indent=2))
+    write_results("model_study", result)
     plot(result, RESULTS / "model_study.png")
     print("wrote", RESULTS / "model_study.json", "and .png")
 

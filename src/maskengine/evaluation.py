@@ -297,22 +297,6 @@ class EvalConfig:
             raise ValueError("num_images and max_clicks must be >= 1, max_masks >= 0")
 
 
-def _load_model(cfg: EvalConfig):  # -> Sam; deferred import keeps this module torch-free
-    import json
-    from pathlib import Path
-
-    from .config import SamConfig
-    from .modeling import create_model
-    from .modeling.registry import MODEL_CONFIGS
-
-    if cfg.model in MODEL_CONFIGS:
-        return create_model(cfg.model, cfg.checkpoint, cfg.device)
-    path = Path(cfg.model)
-    if not path.is_file():
-        raise ValueError(f"model {cfg.model!r} is neither a registered size nor a JSON file")
-    return create_model(SamConfig(**json.loads(path.read_text())), cfg.checkpoint, cfg.device)
-
-
 def run_evaluation(cfg: EvalConfig, progress: bool = True) -> dict:
     """Evaluate as `cfg` says; returns the figures (a JSON-ready dict), writes cfg.out."""
     import json
@@ -326,7 +310,9 @@ def run_evaluation(cfg: EvalConfig, progress: bool = True) -> dict:
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    model = _load_model(cfg)
+    from .modeling import create_model
+
+    model = create_model(cfg.model, cfg.checkpoint, cfg.device)
     dataset = open_dataset(cfg)
     n = min(cfg.num_images, len(dataset))
     rng = np.random.default_rng(0)

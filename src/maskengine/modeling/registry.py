@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -188,6 +189,17 @@ def check_fits(model: Sam, sd: Mapping[str, torch.Tensor], source: str) -> None:
     raise CheckpointError("; ".join(parts))
 
 
+def resolve_config(name_or_path: str) -> SamConfig:
+    """A registered size name, or the path of a JSON file of SamConfig fields."""
+    if name_or_path in MODEL_CONFIGS:
+        return MODEL_CONFIGS[name_or_path]
+    path = Path(name_or_path)
+    if path.is_file():
+        return SamConfig(**json.loads(path.read_text()))
+    raise ValueError(f"model {name_or_path!r} is neither a registered size "
+                     f"({', '.join(MODEL_CONFIGS)}) nor a SamConfig JSON file")
+
+
 def create_model(
     name_or_config: str | SamConfig | None = None,
     checkpoint: str | os.PathLike | None = None,
@@ -195,8 +207,9 @@ def create_model(
 ) -> Sam:
     """Build a Sam in eval mode.
 
-    name_or_config: a registered name ("vit_b", "vit_l", "vit_h", "tiny"), a SamConfig, or
-    None to infer the size from `checkpoint`. Without a checkpoint, a name with bundled
+    name_or_config: a registered name ("vit_b", "vit_l", "vit_h", "vit_t", "tiny"), a
+    SamConfig or the path of a SamConfig JSON file, or None to infer the size from
+    `checkpoint`. Without a checkpoint, a name with bundled
     weights ("tiny") loads them; other sizes get random weights.
     """
     sd = load_checkpoint(checkpoint) if checkpoint is not None else None
@@ -210,6 +223,8 @@ def create_model(
         cfg = MODEL_CONFIGS[name_or_config]
         if sd is None and (bundled := bundled_weights_path(name_or_config)) is not None:
             checkpoint, sd = bundled, load_checkpoint(bundled)
+    elif Path(name_or_config).suffix == ".json":
+        cfg = resolve_config(name_or_config)
     else:
         raise ValueError(
             f"unknown model {name_or_config!r}; known: {', '.join(MODEL_CONFIGS)}"

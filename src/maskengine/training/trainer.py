@@ -20,14 +20,13 @@ from pathlib import Path
 
 import torch
 
-from ..config import SamConfig
 from ..data import Dataset, open_dataset
 from ..modeling import Sam
 from ..modeling.registry import (
-    MODEL_CONFIGS,
     bundled_weights_path,
     check_fits,
     load_checkpoint,
+    resolve_config,
 )
 from . import distributed
 from .batch import Batch, StepBatches
@@ -35,21 +34,10 @@ from .config import StopTraining, TrainingConfig
 from .interaction import simulate
 
 
-def resolve_model_config(model: str) -> SamConfig:
-    """A registered size name or a JSON file of SamConfig fields."""
-    if model in MODEL_CONFIGS:
-        return MODEL_CONFIGS[model]
-    path = Path(model)
-    if path.is_file():
-        return SamConfig(**json.loads(path.read_text()))
-    raise ValueError(f"model {model!r} is neither a registered size ({', '.join(MODEL_CONFIGS)}) "
-                     f"nor a SamConfig JSON file")
-
-
 def build_model(cfg: TrainingConfig) -> Sam:
     """A Sam from scratch (seeded), or initialised from `cfg.checkpoint`."""
     torch.manual_seed(cfg.seed)
-    model = Sam.from_config(resolve_model_config(cfg.model))
+    model = Sam.from_config(resolve_config(cfg.model))
     path: Path | None = None
     if cfg.checkpoint == "bundled":
         path = bundled_weights_path(cfg.model)
