@@ -294,27 +294,30 @@ def status(
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in rows], indent=1))
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     def fmt(v: float | None, spec: str) -> str:
         return "-" if v is None else format(v, spec)
 
-    table = Table(title=f"rounds of {proj.root}")
-    for col in ("round", "version", "masks", "s/mask", "clicks/mask", "masks/image",
-                "val mIoU@1", "val NoC@90", "train s", "state"):
-        table.add_column(col, justify="left" if col in ("version", "state") else "right")
+    # Fits 80 columns: two-line headers, the version's name and the notes below the table.
+    table = Table(title=f"rounds of {proj.root}", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True, show_edge=False)
+    for col in ("round", "version", "masks", "clicks\n/mask", "s\n/mask", "masks\n/image",
+                "val\nmIoU@1", "val\nNoC@90", "train\ns", "state"):
+        table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
     for r in rows:
-        state = "serving" if r.serving else ("promoted" if r.promoted else "not promoted")
-        table.add_row(str(r.round), f"{r.version_id} {r.name}", str(r.masks),
-                      fmt(r.seconds_per_mask, ".1f"), fmt(r.clicks_per_mask, ".2f"),
+        state = "serving" if r.serving else ("promoted" if r.promoted else "kept")
+        table.add_row(str(r.round), str(r.version_id), str(r.masks),
+                      fmt(r.clicks_per_mask, ".2f"), fmt(r.seconds_per_mask, ".1f"),
                       fmt(r.masks_per_image, ".1f"), fmt(r.val_miou1, ".3f"),
                       fmt(r.val_noc90, ".2f"), fmt(r.train_seconds, ".0f"), state)
     console = Console()
     console.print(table)
     for r in rows:
-        if r.note:
-            console.print(f"round {r.round} (version {r.version_id}): {r.note}")
+        line = f"round {r.round}, version {r.version_id} ({r.name})"
+        console.print(f"{line}: {r.note}" if r.note else line, soft_wrap=False)
 
 
 def _eval_config():

@@ -101,8 +101,17 @@ def test_two_rounds_bookkeeping_promotion_and_hot_switch(tmp_path: Path) -> None
     out = CliRunner().invoke(cli_app, ["status", str(sp.project.root), "--json"])
     assert out.exit_code == 0, out.output
     assert [r["version_id"] for r in json.loads(out.output)] == [r.version_id for r in rows]
-    table = CliRunner().invoke(cli_app, ["status", str(sp.project.root)])
+    table = CliRunner().invoke(cli_app, ["status", str(sp.project.root)],
+                               env={"COLUMNS": "80"})
     assert table.exit_code == 0 and "not promoted" in table.output
+    lines = table.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for r in rows:  # each round is one line with all its figures whole (nothing wrapped)
+        cells = [str(r.round), str(r.version_id), str(r.masks),
+                 "-" if r.clicks_per_mask is None else f"{r.clicks_per_mask:.2f}",
+                 "-" if r.val_miou1 is None else f"{r.val_miou1:.3f}"]
+        assert any(line.split()[:3] == cells[:3] and all(c in line.split() for c in cells)
+                   for line in lines), (cells, table.output)
 
 
 def test_round_options_owned_by_the_round_are_refused(tmp_path: Path) -> None:

@@ -79,8 +79,10 @@ def test_rounds_panel_train_and_switch(tmp_path) -> None:
         page.keyboard.press("r")
         page.wait_for_selector("#round-table tbody tr")
         (row,) = _rows(page)
-        # round, version, masks, s/mask, clicks/mask, masks/image, mIoU, NoC, state, note
-        assert row[0] == "0" and row[2] == str(saved) and row[8] == "serving"
+        # round, version, masks, s/mask, clicks/mask, masks/image, mIoU, NoC, train s, state,
+        # note
+        assert row[0] == "0" and row[2] == str(saved) and row[9] == "serving"
+        assert row[8] == "–"  # the starting model was not trained by a round
         assert float(row[3]) >= 2.0 and float(row[4]) >= 1.0
         assert float(row[5]) == pytest.approx(saved / len(sp.train_ids), abs=0.05)
         assert row[6] == "–" and row[7] == "–"  # not validated before the first round
@@ -115,8 +117,9 @@ def test_rounds_panel_train_and_switch(tmp_path) -> None:
             "document.querySelectorAll('#round-table tbody tr').length === 2", timeout=120_000)
         page.wait_for_selector("#round-state[data-state='promoted']", timeout=30_000)
         rows = _rows(page)
-        assert [(r[0], r[8]) for r in rows] == [("0", "promoted"), ("1", "serving")]
-        assert rows[1][9].startswith("promoted") and float(rows[1][6]) >= 0.0
+        assert [(r[0], r[9]) for r in rows] == [("0", "promoted"), ("1", "serving")]
+        assert rows[1][10].startswith("promoted") and float(rows[1][6]) >= 0.0
+        assert float(rows[1][8]) >= 0.0  # the round's training seconds
         assert rows[0][6] != "–"  # the starting model got its validation figures
         assert "round 1" in page.locator("#round-state").inner_text()
         page.wait_for_function(f"document.querySelector('#model-name').dataset.version != {old}")

@@ -150,6 +150,7 @@ export class RoundsPanel {
         cell(String(r.masks), "num"), cell(fmt(r.seconds_per_mask, 1), "num"),
         cell(fmt(r.clicks_per_mask, 2), "num"), cell(fmt(r.masks_per_image, 1), "num"),
         cell(fmt(r.val_miou1, 3), "num"), cell(fmt(r.val_noc90, 2), "num"),
+        cell(fmt(r.train_seconds, 0), "num"),
         cell(state), cell(r.note || "", "note"),
       );
       body.append(tr);

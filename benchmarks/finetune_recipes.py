@@ -1,0 +1,144 @@
+"""Which fine-tuning recipe should a project round use? Candidates measured side by side.
+
+A round fine-tunes the served model on the masks accepted so far: a few dozen images of a
+domain it never saw. This study stands in for one round: the bundled `tiny` model, the
+"organic" synthetic family (other shapes, textures and sizes than the "shapes" family it
+was trained on), `--train-images` scenes with all their masks as the accepted masks (the
+simulated annotator's accepted masks are the ground truth, or within IoU 0.9 of it), and
+`--val-images` other scenes of that family for the round's validation protocol (1-point
+mIoU, NoC@85/90 with up to 20 clicks, the figures that decide promotion).
+
+Candidates (each from the same starting weights, same data, same seed, one thread):
+  none           the starting model, not fine-tuned
+  whole          the whole model, lr 2e-4, 300 steps (the round default before this study)
+  whole_replay   as whole, half of the samples replayed from the "shapes" family
+  whole_low_lr   as whole_replay with lr 5e-5
+  frozen         image encoder frozen, its embeddings cached (computed once per image), so a
+                 step costs only the prompt encoder + decoder: 300 steps, lr 5e-4
+  frozen_long    as frozen with 1,500 steps: more steps per new mask at about the CPU time
+                 of 300 whole-model steps
+  frozen_replay  as frozen_long with the replayed half
+
+Reports CPU seconds of training and the validation figures; writes results/<name>.json.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/finetune_recipes.py            # ~40 min
+    .venv/bin/python benchmarks/finetune_recipes.py --train-images 2 --val-images 1 \
+        --steps-scale 0.02 --only none,frozen --name finetune_smoke                 # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment, write_results  # noqa: E402
+from maskengine.data import SceneConfig, generate_scene  # noqa: E402
+from maskengine.data.mix import MixedDataset  # noqa: E402
+from maskengine.data.synthetic import SyntheticDataset  # noqa: E402
+from maskengine.engine.rounds import round_training_config, validate  # noqa: E402
+from maskengine.modeling import create_model  # noqa: E402
+from maskengine.modeling.registry import bundled_weights_path  # noqa: E402
+from maskengine.training.trainer import train  # noqa: E402
+
+# name -> (TrainingConfig overrides on top of the round defaults, replay fraction)
+CANDIDATES: dict[str, tuple[dict, float] | None] = {
+    "none": None,
+    "whole": ({"lr": 2e-4, "steps": 300}, 0.0),
+    "whole_replay": ({"lr": 2e-4, "steps": 300}, 0.5),
+    "whole_low_lr": ({"lr": 5e-5, "steps": 300}, 0.5),
+    "frozen": ({"lr": 5e-4, "steps": 300, "freeze_image_encoder": True}, 0.0),
+    "frozen_long": ({"lr": 5e-4, "steps": 1500, "freeze_image_encoder": True}, 0.0),
+    "frozen_replay": ({"lr": 5e-4, "steps": 1500, "freeze_image_encoder": True}, 0.5),
+}
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    train_images: int = 20
+    val_images: int = 8
+    scene_size: int = 256
+    max_clicks: int = 20
+    steps_scale: float = 1.0  # multiply every candidate's steps (a quick look: 0.1)
+    seed: int = 0
+    threads: int = 1
+    only: str = ""  # comma-separated candidate names (default: all)
+    name: str = "finetune_recipes"
+
+
+def parse_args() -> StudyConfig:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name, default in asdict(StudyConfig()).items():
+        ap.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+    return StudyConfig(**vars(ap.parse_args()))
+
+
+def run_candidate(name: str, cfg: StudyConfig, train_set: list, val_set: list,
+                  workdir: Path) -> dict:
+    recipe = CANDIDATES[name]
+    cpu = 0.0
+    if recipe is None:
+        model = create_model("tiny", checkpoint=bundled_weights_path("tiny"))
+        row: dict = {"recipe": None}
+    else:
+        overrides, replay = recipe
+        overrides = {**overrides, "seed": cfg.seed, "threads": cfg.threads,
+                     "steps": max(1, round(overrides["steps"] * cfg.steps_scale))}
+        tcfg = round_training_config(overrides)
+        tcfg = type(tcfg)(**{**tcfg.to_dict(), "out": str(workdir / name), "model": "tiny",
+                             "checkpoint": "bundled"})
+        data = train_set
+        if replay:
+            shapes = SyntheticDataset(100_000, seed=7000 + cfg.seed, config=SceneConfig(
+                height=cfg.scene_size, width=cfg.scene_size))
+            data = MixedDataset(train_set, shapes, replay)
+        c0 = time.process_time()
+        weights = train(tcfg, progress=False, dataset=data)
+        cpu = time.process_time() - c0
+        model = create_model("tiny", checkpoint=weights)
+        row = {"recipe": {**tcfg.to_dict(), "replay_fraction": replay}}
+    summary = validate(model.eval(), val_set, cfg.max_clicks)
+    d = summary["default"]
+    row.update(train_cpu_seconds=round(cpu, 1), miou1=d["miou@1"], miou5=d.get("miou@5"),
+               noc85=d["noc@85"], noc90=d["noc@90"], oracle_miou1=summary["oracle"]["miou@1"],
+               objects=summary["objects"])
+    return row
+
+
+def main() -> None:
+    cfg = parse_args()
+    torch.set_num_threads(cfg.threads)
+    names = [n for n in (cfg.only.split(",") if cfg.only else CANDIDATES) if n]
+    unknown = sorted(set(names) - set(CANDIDATES))
+    if unknown:
+        raise SystemExit(f"unknown candidates {unknown}; choose from {sorted(CANDIDATES)}")
+    organic = SceneConfig(height=cfg.scene_size, width=cfg.scene_size, family="organic")
+    # The data engine benchmark's streams: train 5000 + seed, validation 6000 + seed.
+    train_set = [generate_scene(organic, 5000 + cfg.seed, i) for i in range(cfg.train_images)]
+    val_set = [generate_scene(organic, 6000 + cfg.seed, i) for i in range(cfg.val_images)]
+    masks = sum(len(s.masks) for s in train_set)
+    print(f"{len(train_set)} train images ({masks} masks), {len(val_set)} validation images")
+    rows: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="maskengine-recipes-") as tmp:
+        for name in names:
+            rows[name] = run_candidate(name, cfg, train_set, val_set, Path(tmp))
+            r = rows[name]
+            print(f"{name:>14}: train {r['train_cpu_seconds']:7.1f} CPU s  mIoU@1 "
+                  f"{r['miou1']:.3f}  NoC@85 {r['noc85']:.2f}  NoC@90 {r['noc90']:.2f}",
+                  flush=True)
+    tuned = {n: r for n, r in rows.items() if r["recipe"] is not None}
+    best = max(tuned, key=lambda n: (rows[n]["miou1"] - rows[n]["noc90"] / 20)) if tuned else None
+    out = write_results(cfg.name, {"config": asdict(cfg), "environment": environment(),
+                                   "train_masks": masks, "candidates": rows,
+                                   "best": best, "best_by": "mIoU@1 - NoC@90 / 20"})
+    print(f"best: {best}; {out}")
+
+
+if __name__ == "__main__":
+    main()
