@@ -53,9 +53,13 @@ export class Annotator {
     this.image = { ...image, bitmap };
     this.canvas.width = image.width;
     this.canvas.height = image.height;
+    this.seq++; // an answer for the previous image must not land on this one
     this.cur = fresh();
     this.history = [];
+    this.workCanvas = null;
+    this.canvas.dataset.maskArea = "0";
     this.render();
+    this.hooks.onChange();
   }
 
   setMasks(records) {
@@ -185,6 +189,37 @@ export class Annotator {
     this.cur = fresh();
     this.history = [];
     this.setWork(null);
+  }
+
+  /** Whether the mask being made would be lost: a new mask, or a saved one changed. */
+  hasUnsaved() {
+    const c = this.cur;
+    return Boolean(c.bits && area(c.bits) && (!c.editing || c.clicks > 0));
+  }
+
+  /** The unsaved work as plain JSON (kept across a reload), or null. */
+  draft() {
+    if (!this.hasUnsaved()) return null;
+    const c = this.cur;
+    return { image_id: this.image.id, counts: encode(c.bits, this.image.height, this.image.width),
+      points: c.points, box: c.box, clicks: c.clicks, events: c.events,
+      seconds: c.t0 === null ? 0 : (performance.now() - c.t0) / 1000,
+      editing: c.editing ? { id: c.editing.id, version: c.editing.version } : null };
+  }
+
+  /** Bring back a draft() of this image; false when it does not fit (its mask is gone or
+   * was changed since). */
+  restore(d) {
+    let editing = null;
+    if (d.editing) {
+      editing = this.masks.find((m) => m.id === d.editing.id);
+      if (!editing || editing.version !== d.editing.version) return false;
+    }
+    this.cur = { ...fresh(), points: d.points, box: d.box, clicks: d.clicks, events: d.events,
+      editing, edited: true, t0: performance.now() - 1000 * d.seconds };
+    this.history = [];
+    this.setWork(decode(d.counts, this.image.height, this.image.width));
+    return true;
   }
 
   /** What to save: {counts, score, editing, interaction} or null when there is no mask. */

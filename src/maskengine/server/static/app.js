@@ -7,13 +7,16 @@ import { RoundsPanel } from "./rounds.js";
 const $ = (sel) => document.querySelector(sel);
 const MODEL_POLL_MS = 15000; // a round started elsewhere (CLI) is noticed within this
 
+const TOKEN_KEY = "maskengine-token";
+const DRAFT_KEY = "maskengine-draft"; // the unsaved mask, kept across a reload of the tab
+
+/** The token to try: the address's (#token=...) first, else the saved one. A token is
+ * saved only once the server takes it, so a wrong link cannot replace a good token. */
 function readToken() {
   const m = /token=([^&]+)/.exec(location.hash);
-  if (m) {
-    localStorage.setItem("maskengine-token", decodeURIComponent(m[1]));
-    history.replaceState(null, "", location.pathname + location.search); // keep the token out of the address bar
-  }
-  return localStorage.getItem("maskengine-token");
+  if (m) history.replaceState(null, "", location.pathname + location.search); // keep the token out of the address bar
+  return { token: m ? decodeURIComponent(m[1]) : localStorage.getItem(TOKEN_KEY),
+    fromLink: Boolean(m) };
 }
 
 class App {
@@ -24,7 +27,7 @@ class App {
     this.canvas = $("#canvas");
     this.ann = new Annotator(this.canvas, {
       predict: (body) => this.predict(body),
-      onChange: () => this.showCandidates(),
+      onChange: () => this.onWorkChange(),
     });
     this.rounds = new RoundsPanel(api, {
       onServing: (id) => { if (this.model && id !== this.model.id) this.refreshModel(); },
@@ -45,9 +48,21 @@ class App {
     el.classList.toggle("error", error);
   }
 
-  async start() {
+  async start(fromLink = false) {
+    let note = "";
     try {
-      const me = await this.api.get("/me");
+      let me;
+      try {
+        me = await this.api.get("/me");
+      } catch (err) {
+        const saved = localStorage.getItem(TOKEN_KEY);
+        if (!(err instanceof ApiError && err.status === 401 && fromLink && saved
+              && saved !== this.api.token)) throw err;
+        this.api.token = saved; // the link's token was refused: keep to the saved one
+        me = await this.api.get("/me");
+        note = "the token in the link was refused; signed in with the saved token";
+      }
+      localStorage.setItem(TOKEN_KEY, this.api.token);
       this.setModel(await this.api.get("/model"));
       $("#user").textContent = `${me.name} (${me.role})`;
       this.rounds.setAdmin(me.role === "admin");
@@ -60,13 +75,36 @@ class App {
     clearInterval(this.modelTimer);
     this.modelTimer = setInterval(() => this.refreshModel(), MODEL_POLL_MS);
     const wanted = Number(new URLSearchParams(location.search).get("image"));
-    if (wanted) return this.open(wanted);
     try {
-      const first = await this.api.get("/images/next");
-      await this.open(first.id);
+      await this.open(wanted || (await this.api.get("/images/next")).id);
+      if (note) this.status(note, true);
     } catch (err) {
       this.status(err.status === 404 ? "no image left to annotate" : String(err), true);
     }
+  }
+
+  /** The mask being made changed: show it, keep it as the tab's draft, and a pending
+   * "leave without saving?" question no longer applies. */
+  onWorkChange() {
+    this.showCandidates();
+    this.leaving = null;
+    if (!this.image || this.restoring) return;
+    const d = this.ann.draft();
+    if (d) sessionStorage.setItem(DRAFT_KEY, JSON.stringify(d));
+    else sessionStorage.removeItem(DRAFT_KEY);
+  }
+
+  /** Run `go` (moving to another image) unless that would drop an unsaved mask: then say
+   * so, and go only when the same move is asked for again. */
+  async leave(what, go) {
+    if (this.ann.hasUnsaved() && this.leaving !== what) {
+      this.leaving = what;
+      this.status("this image has an unsaved mask: Enter saves it, Escape drops it; "
+        + "press again to leave it unsaved", true);
+      return;
+    }
+    this.leaving = null;
+    await go();
   }
 
   setModel(model) {
@@ -99,13 +137,23 @@ class App {
       this.api.imageBitmap(id), this.api.get(`/images/${id}/masks`),
     ]);
     this.image = image;
+    this.restoring = true; // the stored draft is this image's until it has been looked at
     this.ann.setImage(image, bitmap);
     this.ann.setMasks(masks);
     this.renderList(masks);
     $("#image-name").textContent = `#${image.id} ${image.file_name} (${image.width}×${image.height}, ${image.split}, ${image.status})`;
     history.replaceState(null, "", `?image=${id}`);
+    let message = "click an object";
+    const draft = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null");
+    if (draft && draft.image_id === image.id) {
+      const ok = this.ann.restore(draft);
+      message = ok ? "restored the unsaved mask of this image: Enter saves it, Escape drops it"
+        : "the unsaved mask of this image was dropped: its saved mask changed meanwhile";
+    }
+    this.restoring = false;
+    if (!this.ann.hasUnsaved()) sessionStorage.removeItem(DRAFT_KEY);
     this.canvas.dataset.ready = "1";
-    this.status("click an object");
+    this.status(message);
   }
 
   async reloadMasks() {
@@ -172,12 +220,33 @@ class App {
       this.status(`saved (${r.interaction.n_clicks} clicks, ${r.interaction.seconds.toFixed(1)} s)`);
       this.ann.clear();
     } catch (err) {
-      const what = err.status === 409 ? "conflict: " : "save failed: ";
-      this.status(what + err.message, true);
+      this.saving = false;
+      if (err.status === 409 && r.editing) return this.conflict(r.editing.id, "your change");
+      this.status(`save failed: ${err.message}`, true);
     } finally {
       this.saving = false;
     }
     await this.reloadMasks();
+  }
+
+  /** Someone else changed or deleted mask `id` first: load its current version by itself
+   * (the rest of the work stays as it is) and say what happened. */
+  async conflict(id, what) {
+    let current = null;
+    try {
+      current = await this.api.get(`/masks/${id}`);
+    } catch (err) {
+      if (err.status !== 404) return this.status(`conflict, and reloading failed: ${err.message}`, true);
+    }
+    await this.reloadMasks();
+    if (!current || current.deleted) {
+      this.ann.clear();
+      return this.status(`mask #${id} was deleted by someone else; ${what} was not saved`, true);
+    }
+    const fresh = this.ann.masks.find((m) => m.id === id);
+    if (fresh) this.ann.select(fresh);
+    this.status(`mask #${id} was changed by someone else (now version ${current.version}); `
+      + `${what} was not saved: its current version is loaded`, true);
   }
 
   async deleteSelected() {
@@ -187,14 +256,19 @@ class App {
       await this.api.del(`/masks/${m.id}?version=${m.version}`);
       this.status(`deleted mask #${m.id}`);
     } catch (err) {
+      if (err.status === 409) return this.conflict(m.id, "the deletion");
       this.status(`delete failed: ${err.message}`, true);
     }
     this.ann.clear();
     await this.reloadMasks();
   }
 
-  async step(backwards) {
+  step(backwards) {
     if (!this.image) return;
+    return this.leave(backwards ? "prev" : "next", () => this.stepNow(backwards));
+  }
+
+  async stepNow(backwards) {
     try {
       const q = `?after=${this.image.id}&backwards=${backwards}&todo_only=false`;
       const im = await this.api.get(`/images/next${q}`);
@@ -204,7 +278,11 @@ class App {
     }
   }
 
-  async finishImage() {
+  finishImage() {
+    return this.leave("done", () => this.finishNow());
+  }
+
+  async finishNow() {
     await this.api.put(`/images/${this.image.id}/status`, { status: "done" });
     try {
       const im = await this.api.get(`/images/next?after=${this.image.id}`);
@@ -260,12 +338,12 @@ function showLogin(message) {
   $("#auth-error").textContent = message || "";
 }
 
-const app = new App(new Api(readToken()));
+const first = readToken();
+const app = new App(new Api(first.token));
 $("#login-form").addEventListener("submit", (e) => {
   e.preventDefault();
   app.api.token = $("#token").value.trim();
-  localStorage.setItem("maskengine-token", app.api.token);
   app.start();
 });
-if (app.api.token) app.start();
+if (app.api.token) app.start(first.fromLink);
 else showLogin("");
