@@ -21,6 +21,23 @@ function overlay(bits, w, h, [r, g, b], alpha) {
   return c;
 }
 
+/** The mask's boundary pixels (inside, with a 4-neighbour outside) as an opaque layer. */
+function outline(bits, w, h, [r, g, b]) {
+  const edge = new Uint8Array(bits.length);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      if (bits[i] && (x === 0 || y === 0 || x === w - 1 || y === h - 1
+          || !bits[i - 1] || !bits[i + 1] || !bits[i - w] || !bits[i + w])) edge[i] = 1;
+    }
+  }
+  return overlay(edge, w, h, [r, g, b], 255);
+}
+
+export function maskColor(index) {
+  return PALETTE[index % PALETTE.length];
+}
+
 function fresh() {
   return { points: [], box: null, cands: [], sel: 0, bits: null, editing: null,
     events: [], t0: null, clicks: 0, edited: false, version: null };
@@ -42,6 +59,9 @@ export class Annotator {
     this.modelVersion = null; // the version serving now, as far as the page knows
     this.drag = null;
     this.workCanvas = null;
+    this.opacity = 0.45; // of the saved masks' fill; their outlines are always opaque
+    this.showMasks = true;
+    this.hidden = new Set(); // ids of saved masks hidden one by one
     canvas.addEventListener("contextmenu", (e) => e.preventDefault());
     canvas.addEventListener("mousedown", (e) => this.onDown(e));
     window.addEventListener("mousemove", (e) => this.onMove(e));
@@ -57,6 +77,7 @@ export class Annotator {
     this.cur = fresh();
     this.history = [];
     this.workCanvas = null;
+    this.workEdge = null;
     this.canvas.dataset.maskArea = "0";
     this.render();
     this.hooks.onChange();
@@ -66,14 +87,25 @@ export class Annotator {
     const { width: w, height: h } = this.image;
     this.masks = records.map((m, i) => {
       const bits = decode(m.counts, h, w);
-      return { ...m, bits, canvas: overlay(bits, w, h, PALETTE[i % PALETTE.length], 110) };
+      const color = maskColor(i);
+      return { ...m, bits, color, fill: overlay(bits, w, h, color, 255),
+        edge: outline(bits, w, h, color) };
     });
+    const ids = new Set(records.map((m) => m.id));
+    for (const id of this.hidden) if (!ids.has(id)) this.hidden.delete(id);
     this.render();
+  }
+
+  visible(m) {
+    return this.showMasks && !this.hidden.has(m.id);
   }
 
   maskAt(x, y) {
     const i = Math.round(y) * this.image.width + Math.round(x);
-    for (let k = this.masks.length - 1; k >= 0; k--) if (this.masks[k].bits[i]) return this.masks[k];
+    for (let k = this.masks.length - 1; k >= 0; k--) {
+      const m = this.masks[k];
+      if (this.visible(m) && m.bits[i]) return m;
+    }
     return null;
   }
 
@@ -95,6 +127,7 @@ export class Annotator {
     this.cur.bits = bits;
     const { width: w, height: h } = this.image;
     this.workCanvas = bits ? overlay(bits, w, h, WORK_COLOR, 150) : null;
+    this.workEdge = bits && this.cur.editing ? outline(bits, w, h, [255, 255, 255]) : null;
     this.canvas.dataset.maskArea = bits ? String(area(bits)) : "0";
     this.render();
     this.hooks.onChange();
@@ -288,8 +321,13 @@ export class Annotator {
     const { width: w, height: h } = this.image;
     ctx.clearRect(0, 0, w, h);
     ctx.drawImage(this.image.bitmap, 0, 0);
-    for (const m of this.masks) if (m !== this.cur.editing) ctx.drawImage(m.canvas, 0, 0);
+    const editing = this.cur.editing;
+    ctx.globalAlpha = this.opacity;
+    for (const m of this.masks) if (m !== editing && this.visible(m)) ctx.drawImage(m.fill, 0, 0);
+    ctx.globalAlpha = 1;
+    for (const m of this.masks) if (m !== editing && this.visible(m)) ctx.drawImage(m.edge, 0, 0);
     if (this.workCanvas) ctx.drawImage(this.workCanvas, 0, 0);
+    if (editing && this.workEdge) ctx.drawImage(this.workEdge, 0, 0); // the selected one
     const s = Math.max(w, h) / 400;
     for (const p of this.cur.points) {
       ctx.beginPath();

@@ -1,7 +1,7 @@
 // The page: token, image queue, saved-mask list, keyboard shortcuts; the canvas work is in
 // annotator.js. No build step: plain ES modules.
 import { Api, ApiError } from "./api.js";
-import { Annotator } from "./annotator.js";
+import { Annotator, maskColor } from "./annotator.js";
 import { RoundsPanel } from "./rounds.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -40,6 +40,17 @@ class App {
     for (const t of ["prompt", "brush", "eraser"]) {
       $(`#tool-${t}`).addEventListener("click", () => this.setTool(t));
     }
+    $("#opacity").addEventListener("input", (e) => {
+      this.ann.opacity = Number(e.target.value) / 100;
+      this.ann.render();
+    });
+    $("#show-masks").addEventListener("change", (e) => this.showMasks(e.target.checked));
+  }
+
+  showMasks(on) {
+    this.ann.showMasks = on;
+    $("#show-masks").checked = on;
+    this.ann.render();
   }
 
   status(text, error = false) {
@@ -87,6 +98,7 @@ class App {
    * "leave without saving?" question no longer applies. */
   onWorkChange() {
     this.showCandidates();
+    this.markSelected();
     this.leaving = null;
     if (!this.image || this.restoring) return;
     const d = this.ann.draft();
@@ -168,12 +180,40 @@ class App {
     masks.forEach((m, i) => {
       const li = document.createElement("li");
       li.dataset.id = m.id;
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = `rgb(${maskColor(i).join(",")})`;
+      const eye = document.createElement("button");
+      eye.className = "eye";
+      eye.title = "show / hide this mask";
+      const showEye = () => { eye.textContent = this.ann.hidden.has(m.id) ? "○" : "◉"; };
+      showEye();
+      eye.addEventListener("click", (e) => {
+        e.stopPropagation();
+        const hidden = this.ann.hidden;
+        if (hidden.has(m.id)) hidden.delete(m.id); else hidden.add(m.id);
+        li.classList.toggle("hidden-mask", hidden.has(m.id));
+        showEye();
+        this.ann.render();
+      });
+      const label = document.createElement("span");
       const iou = m.predicted_iou === null ? "" : ` · IoU ${m.predicted_iou.toFixed(2)}`;
-      li.textContent = `#${m.id} · ${m.area} px · ${m.source}${iou} · ${m.review_state}`;
+      label.textContent = `#${m.id} · ${m.area} px · ${m.source}${iou} · ${m.review_state}`;
+      li.classList.toggle("hidden-mask", this.ann.hidden.has(m.id));
+      li.append(swatch, label, eye);
       li.addEventListener("click", () => this.ann.select(this.ann.masks[i]));
       list.append(li);
     });
     $("#mask-count").textContent = String(masks.length);
+    this.markSelected();
+  }
+
+  /** Highlight the saved mask being edited in the list. */
+  markSelected() {
+    const id = this.ann.cur.editing ? this.ann.cur.editing.id : null;
+    for (const li of document.querySelectorAll("#mask-list li")) {
+      li.classList.toggle("selected", Number(li.dataset.id) === id);
+    }
   }
 
   async predict(body) {
@@ -315,6 +355,7 @@ class App {
       d: () => this.step(false),
       a: () => this.step(true),
       f: () => this.finishImage(),
+      h: () => this.showMasks(!this.ann.showMasks),
       v: () => this.setTool("prompt"),
       b: () => this.setTool("brush"),
       e: () => this.setTool("eraser"),

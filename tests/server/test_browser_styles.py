@@ -1,0 +1,81 @@
+"""Saved masks easy to see, in real Chromium: outlines, a colour per mask with its swatch in
+the list, fill opacity, show/hide (all, and one by one), the selected mask highlighted."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import DISK
+from .test_browser import _image_point
+from .test_browser_unsaved import _open, _predict, browser, served  # noqa: F401
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _pixel(page, x: int, y: int) -> list[int]:  # noqa: ANN001
+    return page.evaluate(f"Array.from(document.querySelector('#canvas').getContext('2d')"
+                         f".getImageData({x}, {y}, 1, 1).data)")
+
+
+def test_saved_masks_have_outlines_swatches_opacity_and_can_be_hidden(browser, served) -> None:  # noqa: F811
+    server, info = served
+    page, errors = _open(browser, f"{server.url}/?image=1#token={info.token}")
+    x, y = int(DISK[0]), int(DISK[1])
+    raw = _pixel(page, x, y)  # the image itself, before any mask
+    _predict(page, *DISK)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#mask-list li")
+    _predict(page, 30, 30)
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelectorAll('#mask-list li').length === 2")
+
+    # One colour per mask, shown as a swatch in the list.
+    swatches = page.eval_on_selector_all(
+        "#mask-list .swatch", "els => els.map(e => getComputedStyle(e).backgroundColor)")
+    assert len(swatches) == 2 and swatches[0] != swatches[1]
+    first = [int(v) for v in swatches[0][4:-1].split(",")]
+
+    # Fill at 45% by default: the pixel is tinted towards the first mask's colour.
+    tinted = _pixel(page, x, y)
+    assert tinted != raw
+    assert sum(abs(a - b) for a, b in zip(tinted[:3], first, strict=True)) < sum(
+        abs(a - b) for a, b in zip(raw[:3], first, strict=True))
+    # Opacity 0: the inside shows the image, the outline stays, in the mask's colour.
+    page.eval_on_selector("#opacity", "e => { e.value = 0; e.dispatchEvent(new Event('input')); }")
+    assert _pixel(page, x, y)[:3] == raw[:3]
+    edge = page.evaluate(f"""(() => {{
+        const c = document.querySelector('#canvas').getContext('2d');
+        for (let xx = {x}; xx > 0; xx--) {{
+            const d = c.getImageData(xx, {y}, 1, 1).data;
+            if (d[0] === {first[0]} && d[1] === {first[1]} && d[2] === {first[2]}) return xx;
+        }}
+        return -1; }})()""")
+    assert edge > 0  # an opaque outline pixel of the first mask's colour left of the click
+    page.eval_on_selector("#opacity", "e => { e.value = 45; e.dispatchEvent(new Event('input')); }")
+
+    # H hides every saved mask (outlines too) and shows them again.
+    page.keyboard.press("h")
+    assert _pixel(page, x, y)[:3] == raw[:3] and _pixel(page, edge, y)[:3] != first
+    assert not page.is_checked("#show-masks")
+    page.keyboard.press("h")
+    assert _pixel(page, x, y) == tinted and page.is_checked("#show-masks")
+
+    # The eye button hides one mask; Shift+click cannot pick a hidden mask.
+    page.locator("#mask-list li .eye").first.click()
+    assert _pixel(page, x, y)[:3] == raw[:3]
+    assert "hidden-mask" in page.get_attribute("#mask-list li >> nth=0", "class")
+    page.locator("#mask-list li .eye").first.click()
+    assert _pixel(page, x, y) == tinted
+
+    # Selecting a mask highlights it in the list and outlines it in white on the canvas.
+    page.keyboard.down("Shift")
+    page.mouse.click(*_image_point(page, *DISK))
+    page.keyboard.up("Shift")
+    assert "editing mask" in page.locator("#candidates").inner_text()
+    assert "selected" in page.get_attribute("#mask-list li >> nth=0", "class")
+    assert "selected" not in (page.get_attribute("#mask-list li >> nth=1", "class") or "")
+    assert _pixel(page, edge, y)[:3] == [255, 255, 255]
+    page.screenshot(path=str(info.root.parent / "styles.png"))
+    page.keyboard.press("Escape")
+    assert "selected" not in page.get_attribute("#mask-list li >> nth=0", "class")
+    assert not errors
