@@ -79,3 +79,59 @@ def test_saved_masks_have_outlines_swatches_opacity_and_can_be_hidden(browser, s
     page.keyboard.press("Escape")
     assert "selected" not in page.get_attribute("#mask-list li >> nth=0", "class")
     assert not errors
+
+
+def test_image_list_filters_position_and_jump(browser, tmp_path) -> None:  # noqa: F811
+    import httpx
+
+    from .conftest import make_project, run_server
+
+    info = make_project(tmp_path, copies=3)  # 6 images
+    with run_server(info.root) as server:
+        auth = {"Authorization": f"Bearer {info.token}"}
+        httpx.put(f"{server.url}/api/images/2/status", json={"status": "done"},
+                  headers=auth).raise_for_status()
+        bad = httpx.get(f"{server.url}/api/images?filter=bogus", headers=auth)
+        assert bad.status_code == 422
+        page, errors = _open(browser, f"{server.url}/?image=1#token={info.token}")
+        assert page.locator("#image-pos").inner_text() == "1 of 6"
+        _predict(page, *DISK)
+        page.keyboard.press("Enter")  # a pending mask on image 1: it needs review
+        page.wait_for_selector("#mask-list li")
+
+        def listed(which: str) -> list[str]:
+            page.select_option("#image-filter", which)
+            page.wait_for_selector(f"#image-table[data-filter='{which}']")
+            return page.eval_on_selector_all("#image-table tbody tr", "trs => trs.map("
+                                             "tr => tr.cells[0].textContent)")
+
+        page.keyboard.press("l")
+        page.wait_for_selector("#image-table tbody tr")
+        assert listed("all") == [f"#{i}" for i in range(1, 7)]
+        assert "current" in page.get_attribute("#image-table tbody tr >> nth=0", "class")
+        assert page.locator("#images-range").inner_text() == "1–6 of 6"
+        assert listed("done") == ["#2"]
+        assert listed("todo") == ["#1", "#3", "#4", "#5", "#6"]
+        assert listed("review") == ["#1"]
+        row = page.locator("#image-table tbody tr >> nth=0").inner_text()
+        assert "1 to review" in row
+        listed("all")
+        page.locator("#image-table tbody tr >> nth=2").click()  # image 3
+        page.wait_for_function("document.querySelector('#image-pos').textContent === '3 of 6'")
+        assert not page.locator("#images").is_visible()
+
+        page.keyboard.press("l")
+        page.fill("#image-jump-id", "5")
+        page.press("#image-jump-id", "Enter")
+        page.wait_for_function("document.querySelector('#image-pos').textContent === '5 of 6'")
+        page.keyboard.press("l")
+        page.fill("#image-jump-id", "99")
+        page.press("#image-jump-id", "Enter")
+        page.wait_for_function(
+            "document.querySelector('#status').textContent.includes('no image #99')")
+        assert page.locator("#image-pos").inner_text() == "5 of 6"
+        page.keyboard.press("l")
+        page.screenshot(path=str(tmp_path / "images.png"))
+        page.keyboard.press("Escape")
+        assert not page.locator("#images").is_visible()
+        assert not errors

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -75,19 +75,46 @@ def get_image(s: Session, *, image_id: int) -> Image:
     return image
 
 
-def count_images(s: Session) -> int:
-    return s.scalar(select(func.count(Image.id))) or 0
+IMAGE_FILTERS = ("all", "todo", "done", "review")
 
 
-def list_images(s: Session, *, offset: int = 0, limit: int = 100) -> list[tuple[Image, int]]:
-    """Images in queue order (by id) with their number of live masks."""
-    live = (select(Mask.image_id, func.count(Mask.id).label("n"))
+def _filtered(q, which: str):  # noqa: ANN001, ANN202 - a select over Image
+    """Restrict a select over Image: 'todo' / 'done' by status, 'review': images with a live
+    mask waiting for review (pending), 'all': no restriction."""
+    if which not in IMAGE_FILTERS:
+        raise ValueError(f"unknown image filter {which!r}; use one of {', '.join(IMAGE_FILTERS)}")
+    if which in ("todo", "done"):
+        return q.where(Image.status == which)
+    if which == "review":
+        pending = (select(Mask.id).where(Mask.image_id == Image.id, Mask.deleted_at.is_(None),
+                                         Mask.review_state == ReviewState.pending.value))
+        return q.where(pending.exists())
+    return q
+
+
+def count_images(s: Session, which: str = "all") -> int:
+    return s.scalar(_filtered(select(func.count(Image.id)), which)) or 0
+
+
+def image_position(s: Session, image_id: int) -> int:
+    """The image's 1-based place in queue order (by id) among all images."""
+    return s.scalar(select(func.count(Image.id)).where(Image.id <= image_id)) or 0
+
+
+def list_images(s: Session, *, offset: int = 0, limit: int = 100,
+                which: str = "all") -> list[tuple[Image, int, int]]:
+    """Images in queue order (by id), restricted by `which` (IMAGE_FILTERS), with their
+    numbers of live masks and of live masks waiting for review."""
+    live = (select(Mask.image_id, func.count(Mask.id).label("n"),
+                   func.sum(case((Mask.review_state == ReviewState.pending.value, 1), else_=0))
+                   .label("pending"))
             .where(Mask.deleted_at.is_(None)).group_by(Mask.image_id).subquery())
-    rows = s.execute(
-        select(Image, func.coalesce(live.c.n, 0)).outerjoin(live, live.c.image_id == Image.id)
+    rows = s.execute(_filtered(
+        select(Image, func.coalesce(live.c.n, 0), func.coalesce(live.c.pending, 0))
+        .outerjoin(live, live.c.image_id == Image.id), which)
         .order_by(Image.id).offset(offset).limit(limit)
     )
-    return [(im, int(n)) for im, n in rows]
+    return [(im, int(n), int(p)) for im, n, p in rows]
 
 
 def neighbor_image(

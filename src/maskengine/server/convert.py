@@ -10,10 +10,11 @@ from ..engine.segmenter import Candidate
 from .schemas import CandidateOut, ImagePublic, MaskPublic
 
 
-def image_public(image: Image, n_masks: int | None = None) -> ImagePublic:
+def image_public(image: Image, n_masks: int | None = None,
+                 n_pending: int | None = None) -> ImagePublic:
     return ImagePublic(id=image.id, file_name=Path(image.path).name, width=image.width,
                        height=image.height, split=image.split, status=image.status,
-                       n_masks=n_masks)
+                       n_masks=n_masks, n_pending=n_pending)
 
 
 def mask_public(mask: Mask) -> MaskPublic:

@@ -146,7 +146,10 @@ class ImagePublic(BaseModel):
     height: int
     split: str
     status: str
-    n_masks: int | None = None
+    n_masks: int | None = None  # live masks (in lists)
+    n_pending: int | None = None  # live masks waiting for review (in lists)
+    position: int | None = None  # 1-based place in queue order (one image's record)
+    total: int | None = None  # images in the project (one image's record)
 
 
 class ImagePage(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import FileResponse
@@ -21,10 +21,13 @@ router = APIRouter(prefix="/images", tags=["images"])
 def list_images(
     session: SessionDep, _user: UserDep,
     offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    filter: Annotated[Literal["all", "todo", "done", "review"], Query(
+        description="todo / done by status; review: with masks waiting for review")] = "all",
 ) -> ImagePage:
-    rows = services.list_images(session, offset=offset, limit=limit)
-    return ImagePage(total=services.count_images(session),
-                     images=[image_public(im, n) for im, n in rows])
+    """Images in queue order with their mask counts; `total` counts the filter's images."""
+    rows = services.list_images(session, offset=offset, limit=limit, which=filter)
+    return ImagePage(total=services.count_images(session, filter),
+                     images=[image_public(im, n, pending) for im, n, pending in rows])
 
 
 @router.get("/next", response_model=ImagePublic)
@@ -47,7 +50,10 @@ def get_image(image_id: int, state: StateDep, session: SessionDep, _user: UserDe
     image = services.get_image(session, image_id=image_id)
     ahead = services.upcoming_images(session, after=image.id, n=state.settings.prefetch)
     state.segmenter.prefetch([state.image_ref(im) for im in [image, *ahead]])
-    return image_public(image)
+    out = image_public(image)
+    out.position = services.image_position(session, image.id)
+    out.total = services.count_images(session)
+    return out
 
 
 @router.get("/{image_id}/file", response_class=FileResponse)

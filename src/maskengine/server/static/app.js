@@ -1,7 +1,9 @@
 // The page: token, image queue, saved-mask list, keyboard shortcuts; the canvas work is in
 // annotator.js. No build step: plain ES modules.
 import { Api, ApiError } from "./api.js";
-import { Annotator, maskColor } from "./annotator.js";
+import { Annotator } from "./annotator.js";
+import { ImageList } from "./images.js";
+import { markSelected, renderMaskList } from "./masklist.js";
 import { RoundsPanel } from "./rounds.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -31,6 +33,10 @@ class App {
     });
     this.rounds = new RoundsPanel(api, {
       onServing: (id) => { if (this.model && id !== this.model.id) this.refreshModel(); },
+    });
+    this.images = new ImageList(api, {
+      open: (id) => this.leave(`image ${id}`, () => this.goTo(id)),
+      current: () => (this.image ? this.image.id : null),
     });
     document.addEventListener("keydown", (e) => this.onKey(e));
     $("#next").addEventListener("click", () => this.step(false));
@@ -98,7 +104,7 @@ class App {
    * "leave without saving?" question no longer applies. */
   onWorkChange() {
     this.showCandidates();
-    this.markSelected();
+    markSelected(this.ann);
     this.leaving = null;
     if (!this.image || this.restoring) return;
     const d = this.ann.draft();
@@ -112,7 +118,7 @@ class App {
     if (this.ann.hasUnsaved() && this.leaving !== what) {
       this.leaving = what;
       this.status("this image has an unsaved mask: Enter saves it, Escape drops it; "
-        + "press again to leave it unsaved", true);
+        + "do the same again to leave it unsaved", true);
       return;
     }
     this.leaving = null;
@@ -154,6 +160,7 @@ class App {
     this.ann.setMasks(masks);
     this.renderList(masks);
     $("#image-name").textContent = `#${image.id} ${image.file_name} (${image.width}×${image.height}, ${image.split}, ${image.status})`;
+    $("#image-pos").textContent = `${image.position} of ${image.total}`;
     history.replaceState(null, "", `?image=${id}`);
     let message = "click an object";
     const draft = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null");
@@ -168,6 +175,16 @@ class App {
     this.status(message);
   }
 
+  /** Open image `id`, saying so when it cannot be (no such image). */
+  async goTo(id) {
+    try {
+      await this.open(id);
+    } catch (err) {
+      this.canvas.dataset.ready = "1";
+      this.status(err.status === 404 ? `there is no image #${id}` : String(err.message), true);
+    }
+  }
+
   async reloadMasks() {
     const masks = await this.api.get(`/images/${this.image.id}/masks`);
     this.ann.setMasks(masks);
@@ -175,45 +192,7 @@ class App {
   }
 
   renderList(masks) {
-    const list = $("#mask-list");
-    list.replaceChildren();
-    masks.forEach((m, i) => {
-      const li = document.createElement("li");
-      li.dataset.id = m.id;
-      const swatch = document.createElement("span");
-      swatch.className = "swatch";
-      swatch.style.background = `rgb(${maskColor(i).join(",")})`;
-      const eye = document.createElement("button");
-      eye.className = "eye";
-      eye.title = "show / hide this mask";
-      const showEye = () => { eye.textContent = this.ann.hidden.has(m.id) ? "○" : "◉"; };
-      showEye();
-      eye.addEventListener("click", (e) => {
-        e.stopPropagation();
-        const hidden = this.ann.hidden;
-        if (hidden.has(m.id)) hidden.delete(m.id); else hidden.add(m.id);
-        li.classList.toggle("hidden-mask", hidden.has(m.id));
-        showEye();
-        this.ann.render();
-      });
-      const label = document.createElement("span");
-      const iou = m.predicted_iou === null ? "" : ` · IoU ${m.predicted_iou.toFixed(2)}`;
-      label.textContent = `#${m.id} · ${m.area} px · ${m.source}${iou} · ${m.review_state}`;
-      li.classList.toggle("hidden-mask", this.ann.hidden.has(m.id));
-      li.append(swatch, label, eye);
-      li.addEventListener("click", () => this.ann.select(this.ann.masks[i]));
-      list.append(li);
-    });
-    $("#mask-count").textContent = String(masks.length);
-    this.markSelected();
-  }
-
-  /** Highlight the saved mask being edited in the list. */
-  markSelected() {
-    const id = this.ann.cur.editing ? this.ann.cur.editing.id : null;
-    for (const li of document.querySelectorAll("#mask-list li")) {
-      li.classList.toggle("selected", Number(li.dataset.id) === id);
-    }
+    renderMaskList(this.ann, masks);
   }
 
   async predict(body) {
@@ -343,6 +322,7 @@ class App {
   onKey(e) {
     if (e.target.tagName === "INPUT" || $("#main").hidden) return;
     if (this.rounds.onKey(e)) return; // R, and every key while the panel is open
+    if (this.images.onKey(e)) return; // L, and every key while the list is open
     if (!this.image) return;
     const k = e.key;
     const act = {

@@ -1,0 +1,97 @@
+// The image list: every image of the project in queue order, a page at a time, filtered
+// (all, to do, done, needs review), with its status and mask counts; a click or the jump box
+// opens an image (through the page's own guard for unsaved work). L opens and closes it.
+const PAGE = 50;
+const $ = (sel) => document.querySelector(sel);
+
+export class ImageList {
+  /** api: Api; hooks: {open(id), current() -> id of the image on screen} */
+  constructor(api, hooks) {
+    this.api = api;
+    this.hooks = hooks;
+    this.dialog = $("#images");
+    this.filter = "all";
+    this.offset = 0;
+    this.total = 0;
+    $("#images-open").addEventListener("click", () => this.open());
+    $("#images-close").addEventListener("click", () => this.close());
+    $("#image-filter").addEventListener("change", (e) => {
+      this.filter = e.target.value;
+      this.offset = 0;
+      this.refresh();
+    });
+    $("#images-prev").addEventListener("click", () => this.page(-1));
+    $("#images-next").addEventListener("click", () => this.page(1));
+    $("#image-jump").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const id = Number($("#image-jump-id").value);
+      if (Number.isInteger(id) && id > 0) this.pick(id);
+    });
+  }
+
+  isOpen() { return this.dialog.open; }
+
+  open() {
+    if (!this.dialog.open) this.dialog.showModal();
+    return this.refresh();
+  }
+
+  close() { this.dialog.close(); }
+
+  /** L toggles the list; an open list takes every key (Escape closes it natively). */
+  onKey(e) {
+    const plain = !(e.ctrlKey || e.metaKey || e.altKey);
+    if (plain && e.key.toLowerCase() === "l") {
+      e.preventDefault();
+      if (this.isOpen()) this.close(); else this.open();
+      return true;
+    }
+    return this.isOpen();
+  }
+
+  page(direction) {
+    const next = this.offset + direction * PAGE;
+    if (next < 0 || next >= this.total) return;
+    this.offset = next;
+    this.refresh();
+  }
+
+  async refresh() {
+    let data;
+    try {
+      data = await this.api.get(`/images?filter=${this.filter}&offset=${this.offset}&limit=${PAGE}`);
+    } catch (err) {
+      $("#images-range").textContent = `could not load the images: ${err.message}`;
+      return;
+    }
+    this.total = data.total;
+    const body = $("#image-table tbody");
+    body.replaceChildren();
+    const current = this.hooks.current();
+    for (const im of data.images) {
+      const tr = document.createElement("tr");
+      tr.dataset.id = im.id;
+      tr.classList.toggle("current", im.id === current);
+      const review = im.n_pending ? `${im.n_pending} to review` : "";
+      for (const text of [`#${im.id}`, im.file_name, im.status === "todo" ? "to do" : "done",
+        String(im.n_masks), review]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      tr.addEventListener("click", () => this.pick(im.id));
+      body.append(tr);
+    }
+    const last = this.offset + data.images.length;
+    $("#images-range").textContent = data.total
+      ? `${this.offset + 1}–${last} of ${data.total}` : "no image matches";
+    $("#images-prev").disabled = this.offset === 0;
+    $("#images-next").disabled = last >= data.total;
+    $("#image-table").dataset.filter = this.filter; // what the rows show (tests wait on it)
+  }
+
+  pick(id) {
+    this.close();
+    this.hooks.open(id);
+  }
+}

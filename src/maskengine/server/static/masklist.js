@@ -1,0 +1,47 @@
+// The saved-mask list beside the canvas: a colour swatch per mask (its colour on the
+// canvas), its figures, a button to hide or show it, the one being edited highlighted.
+import { maskColor } from "./annotator.js";
+
+const $ = (sel) => document.querySelector(sel);
+
+/** Fill #mask-list with `masks` (the records shown by `ann`); a click selects one. */
+export function renderMaskList(ann, masks) {
+  const list = $("#mask-list");
+  list.replaceChildren();
+  masks.forEach((m, i) => {
+    const li = document.createElement("li");
+    li.dataset.id = m.id;
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = `rgb(${maskColor(i).join(",")})`;
+    const eye = document.createElement("button");
+    eye.className = "eye";
+    eye.title = "show / hide this mask";
+    const showEye = () => { eye.textContent = ann.hidden.has(m.id) ? "○" : "◉"; };
+    showEye();
+    eye.addEventListener("click", (e) => {
+      e.stopPropagation();
+      if (ann.hidden.has(m.id)) ann.hidden.delete(m.id); else ann.hidden.add(m.id);
+      li.classList.toggle("hidden-mask", ann.hidden.has(m.id));
+      showEye();
+      ann.render();
+    });
+    const label = document.createElement("span");
+    const iou = m.predicted_iou === null ? "" : ` · IoU ${m.predicted_iou.toFixed(2)}`;
+    label.textContent = `#${m.id} · ${m.area} px · ${m.source}${iou} · ${m.review_state}`;
+    li.classList.toggle("hidden-mask", ann.hidden.has(m.id));
+    li.append(swatch, label, eye);
+    li.addEventListener("click", () => ann.select(ann.masks[i]));
+    list.append(li);
+  });
+  $("#mask-count").textContent = String(masks.length);
+  markSelected(ann);
+}
+
+/** Highlight the saved mask being edited in the list. */
+export function markSelected(ann) {
+  const id = ann.cur.editing ? ann.cur.editing.id : null;
+  for (const li of document.querySelectorAll("#mask-list li")) {
+    li.classList.toggle("selected", Number(li.dataset.id) === id);
+  }
+}
