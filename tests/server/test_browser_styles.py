@@ -3,10 +3,12 @@ the list, fill opacity, show/hide (all, and one by one), the selected mask highl
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .conftest import DISK
-from .test_browser import _image_point
+from .test_browser import _area, _image_point
 from .test_browser_unsaved import _open, _predict, browser, served  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -135,3 +137,51 @@ def test_image_list_filters_position_and_jump(browser, tmp_path) -> None:  # noq
         page.keyboard.press("Escape")
         assert not page.locator("#images").is_visible()
         assert not errors
+
+
+def test_zoom_about_the_pointer_pan_and_click_while_zoomed(browser, served) -> None:  # noqa: F811
+    server, info = served
+    page, errors = _open(browser, f"{server.url}/?image=1#token={info.token}")
+    bodies: list[dict] = []
+    page.on("request", lambda r: bodies.append(json.loads(r.post_data))
+            if r.url.endswith("/predict") else None)
+
+    before = _image_point(page, *DISK)
+    page.mouse.move(*before)
+    for _ in range(4):
+        page.mouse.wheel(0, -100)
+    page.wait_for_function("Number(document.querySelector('#canvas').dataset.zoom) > 2")
+    after = _image_point(page, *DISK)
+    assert abs(after[0] - before[0]) < 2 and abs(after[1] - before[1]) < 2  # about the pointer
+    assert page.locator("#zoom-level").inner_text().endswith("%")
+    assert _predict(page, *DISK) > 0
+    (point,) = bodies[-1]["points"]  # the click lands on the image pixel under the pointer
+    assert abs(point["x"] - DISK[0] - 0.5) < 0.2 and abs(point["y"] - DISK[1] - 0.5) < 0.2
+    page.keyboard.press("Escape")
+
+    # Pan with the middle button, and with Space + drag: no prompt is sent for either.
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/predict") else None)
+    start = _image_point(page, *DISK)
+    page.mouse.move(*start)
+    page.mouse.down(button="middle")
+    page.mouse.move(start[0] + 60, start[1] + 30, steps=3)
+    page.mouse.up(button="middle")
+    moved = _image_point(page, *DISK)
+    assert abs(moved[0] - start[0] - 60) < 2 and abs(moved[1] - start[1] - 30) < 2
+    page.keyboard.down(" ")
+    page.mouse.move(*moved)
+    page.mouse.down()
+    page.mouse.move(moved[0] - 40, moved[1], steps=3)
+    page.mouse.up()
+    page.keyboard.up(" ")
+    again = _image_point(page, *DISK)
+    assert abs(again[0] - moved[0] + 40) < 2
+    page.wait_for_timeout(200)
+    assert sent == [] and _area(page) == 0
+    page.screenshot(path=str(info.root.parent / "zoom.png"))
+
+    page.keyboard.press("0")
+    assert page.get_attribute("#canvas", "data-zoom") == "1.000"
+    assert page.locator("#zoom-level").inner_text() == ""
+    assert not errors

@@ -59,6 +59,7 @@ export class Annotator {
     this.modelVersion = null; // the version serving now, as far as the page knows
     this.drag = null;
     this.workCanvas = null;
+    this.viewScale = 1; // the zoom: point markers and box lines keep their size on screen
     this.opacity = 0.45; // of the saved masks' fill; their outlines are always opaque
     this.showMasks = true;
     this.hidden = new Set(); // ids of saved masks hidden one by one
@@ -328,7 +329,7 @@ export class Annotator {
     for (const m of this.masks) if (m !== editing && this.visible(m)) ctx.drawImage(m.edge, 0, 0);
     if (this.workCanvas) ctx.drawImage(this.workCanvas, 0, 0);
     if (editing && this.workEdge) ctx.drawImage(this.workEdge, 0, 0); // the selected one
-    const s = Math.max(w, h) / 400;
+    const s = Math.max(w, h) / 400 / this.viewScale;
     for (const p of this.cur.points) {
       ctx.beginPath();
       ctx.arc(p.x, p.y, 4 * s, 0, 2 * Math.PI);

@@ -3,6 +3,7 @@
 import { Api, ApiError } from "./api.js";
 import { Annotator } from "./annotator.js";
 import { ImageList } from "./images.js";
+import { Zoom } from "./zoom.js";
 import { markSelected, renderMaskList } from "./masklist.js";
 import { RoundsPanel } from "./rounds.js";
 
@@ -33,6 +34,11 @@ class App {
     });
     this.rounds = new RoundsPanel(api, {
       onServing: (id) => { if (this.model && id !== this.model.id) this.refreshModel(); },
+    });
+    this.zoom = new Zoom($("#stage"), this.canvas, (z) => {
+      $("#zoom-level").textContent = z > 1 ? `${Math.round(z * 100)}%` : "";
+      this.ann.viewScale = z;
+      this.ann.render();
     });
     this.images = new ImageList(api, {
       open: (id) => this.leave(`image ${id}`, () => this.goTo(id)),
@@ -157,6 +163,7 @@ class App {
     this.image = image;
     this.restoring = true; // the stored draft is this image's until it has been looked at
     this.ann.setImage(image, bitmap);
+    this.zoom.reset();
     this.ann.setMasks(masks);
     this.renderList(masks);
     $("#image-name").textContent = `#${image.id} ${image.file_name} (${image.width}×${image.height}, ${image.split}, ${image.status})`;
@@ -336,6 +343,7 @@ class App {
       a: () => this.step(true),
       f: () => this.finishImage(),
       h: () => this.showMasks(!this.ann.showMasks),
+      0: () => this.zoom.reset(),
       v: () => this.setTool("prompt"),
       b: () => this.setTool("brush"),
       e: () => this.setTool("eraser"),
