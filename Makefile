@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
 .PHONY: setup system-packages test lint bench bench-reference bench-generator bench-data-engine demo clean \
-	bench-mobile-sam train-bundled train-bundled-gpu
+	bench-mobile-sam train-bundled train-bundled-gpu bench-finetune-recipes
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-generator: .venv-ref/.installed
 bench-data-engine: setup
 	$(BIN)/pip install --quiet -e '.[server,bench]'
 	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/data_engine.py
+
+# Which fine-tuning recipe a round uses: candidates on an unseen family, one thread each.
+bench-finetune-recipes: setup
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/finetune_recipes.py
 
 # Sample images -> automatic masks with the bundled tiny model -> SA-1B JSON + overlays.
 demo: setup
