@@ -116,19 +116,50 @@ def init(
     images: str = typer.Option(..., "--images", help="folder of images to annotate"),
     db: str = typer.Option("", "--db", help="SQLAlchemy URL; default sqlite file in PROJECT"),
     val_fraction: float = typer.Option(0.1, help="share of images in the val split"),
+    classes: str = typer.Option("", "--classes",
+                                help="mask classes, comma-separated (default: class-agnostic)"),
 ) -> None:
     """Create an annotation project (database, images, an admin user and token)."""
+    from .engine.errors import EngineError
     from .engine.store import ProjectError, init_project
 
+    names = [c for c in classes.split(",") if c.strip()] if classes else None
     try:
-        proj, token = init_project(project, images, db_url=db, val_fraction=val_fraction)
-    except (ProjectError, ValueError) as exc:
+        proj, token = init_project(project, images, db_url=db, val_fraction=val_fraction,
+                                   classes=names)
+    except (ProjectError, ValueError, EngineError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     with proj.session() as s:
         from .engine.services import count_images
 
         n = count_images(s)
     typer.echo(f"project {proj.root}: {n} images; admin token {token} (saved in admin_token)")
+
+
+@app.command("classes")
+def classes_command(
+    project: str = typer.Argument(..., help="project folder"),
+    add: list[str] = typer.Argument(None, help="class names to add (none: list them)"),
+) -> None:
+    """List a project's mask classes, or add classes (keys 1-9 in the page pick the first
+    nine; COCO export writes them as categories)."""
+    from .engine.categories import add_categories, list_categories
+    from .engine.errors import EngineError
+    from .engine.store import Project, ProjectError
+
+    try:
+        proj = Project.open(project)
+        with proj.session() as s:
+            if add:
+                add_categories(s, add)
+            rows = [(c.id, c.name) for c in list_categories(s)]
+    except (ProjectError, EngineError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if not rows:
+        typer.echo("no classes: the project is class-agnostic")
+    for i, (cid, name) in enumerate(rows):
+        key = f"key {i + 1}" if i < 9 else "no key"
+        typer.echo(f"{cid:>4}  {name}  ({key})")
 
 
 @app.command("add-images")

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..data.sa1b_write import SA1BAnnotation, SA1BFile, SA1BImage, write_atomic, write_sa1b
+from .categories import coco_categories
 from .models import Image, Mask, ReviewState
 from .store import Project
 
@@ -113,13 +114,17 @@ def export_project(project: Project, out: str | os.PathLike, cfg: ExportConfig) 
         return ExportResult(images=len(rows), masks=n_masks, files=files)
     file = out / "annotations.json" if out.suffix != ".json" else out
     file.parent.mkdir(parents=True, exist_ok=True)
+    with project.session() as s:
+        categories, category = coco_categories(
+            s, {m.category_id for _, masks in rows for m in masks})
     coco = {
         "info": {"description": f"maskengine export of {project.root.name}"},
         "images": [{"id": im.id, "file_name": im.path, "width": im.width, "height": im.height}
                    for im, _ in rows],
-        "annotations": [{**asdict(_annotation(m, im)), "image_id": im.id, "category_id": 1,
-                         "iscrowd": 0} for im, masks in rows for m in masks],
-        "categories": [{"id": 1, "name": "object", "supercategory": "object"}],
+        "annotations": [{**asdict(_annotation(m, im)), "image_id": im.id,
+                         "category_id": category[m.category_id], "iscrowd": 0}
+                        for im, masks in rows for m in masks],
+        "categories": categories,
     }
     write_atomic(file, json.dumps(coco).encode())
     return ExportResult(images=len(rows), masks=n_masks, files=[file])

@@ -92,6 +92,16 @@ class ModelVersion(Base):
     note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
+class Category(Base):
+    """An optional class of a project's masks (`init --classes`, `maskengine classes`); a
+    project without categories is class-agnostic."""
+
+    __tablename__ = "categories"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Image(Base):
     __tablename__ = "images"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -127,6 +137,7 @@ class Mask(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     review_state: Mapped[str] = mapped_column(String(20), default=ReviewState.pending.value)
     reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), nullable=True)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import rle
+from .categories import check_category
 from .errors import Conflict, Forbidden, InvalidField, NotFound
 from .models import (
     Image,
@@ -205,13 +206,16 @@ def create_mask(
     s: Session, *, image_id: int, counts: str | Sequence[int], author: User,
     source: MaskSource = MaskSource.manual, model_version_id: int | None = None,
     predicted_iou: float | None = None, interaction: InteractionData | None = None,
+    category_id: int | None = None,
 ) -> Mask:
     image = get_image(s, image_id=image_id)
+    check_category(s, category_id)
     if model_version_id is not None and s.get(ModelVersion, model_version_id) is None:
         raise InvalidField(("body", "model_version_id"),
                            f"model version {model_version_id} does not exist")
     mask = Mask(image_id=image.id, source=MaskSource(source).value, author_id=author.id,
-                model_version_id=model_version_id, predicted_iou=predicted_iou)
+                model_version_id=model_version_id, predicted_iou=predicted_iou,
+                category_id=category_id)
     _set_shape(mask, _encoded(counts, image))
     s.add(mask)
     _record(mask, "create", interaction, author, model_version_id)
@@ -237,14 +241,20 @@ def _flush(s: Session, mask: Mask) -> None:
 def update_mask(
     s: Session, *, mask_id: int, expected_version: int, user: User,
     counts: str | Sequence[int] | None = None, interaction: InteractionData | None = None,
-    model_version_id: int | None = None,
+    model_version_id: int | None = None, set_category: bool = False,
+    category_id: int | None = None,
 ) -> Mask:
-    """Replace a mask's shape. Refused with Conflict when `expected_version` is stale."""
+    """Replace a mask's shape (and, with set_category, its category: None clears it).
+    Refused with Conflict when `expected_version` is stale."""
     mask = get_mask(s, mask_id=mask_id)
     _check_version(mask, expected_version)
     if counts is not None:
         _set_shape(mask, _encoded(counts, mask.image))
         mask.review_state = ReviewState.pending.value  # a changed mask needs a new review
+    if set_category and category_id != mask.category_id:
+        check_category(s, category_id)
+        mask.category_id = category_id
+        mask.review_state = ReviewState.pending.value
     mask.updated_at = utcnow()
     _record(mask, "edit", interaction, user, model_version_id)
     _flush(s, mask)

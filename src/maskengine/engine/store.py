@@ -214,10 +214,11 @@ class Project:
 
 def init_project(
     root: str | os.PathLike, images_dir: str | os.PathLike, *, db_url: str = "",
-    val_fraction: float = 0.1, admin: str = "admin",
+    val_fraction: float = 0.1, admin: str = "admin", classes: list[str] | None = None,
 ) -> tuple[Project, str]:
-    """Create a project folder and database, register the images of `images_dir`, and an
-    admin user. Returns the open project and the admin's token."""
+    """Create a project folder and database, register the images of `images_dir`, an
+    admin user, and the mask classes `classes` (none: class-agnostic). Returns the open
+    project and the admin's token."""
     root = Path(root).resolve()
     if (root / PROJECT_FILE).exists():
         raise ProjectError(f"{root} is already a maskengine project")
@@ -234,5 +235,10 @@ def init_project(
     project = Project.open(root)
     project.add_image_dir(images)
     token = project.add_user(admin, Role.admin)
+    if classes:
+        from .categories import add_categories
+
+        with project.session() as s:
+            add_categories(s, classes)
     _write_atomic(root / "admin_token", token + "\n", mode=0o600)
     return project, token

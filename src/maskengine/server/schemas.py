@@ -107,12 +107,24 @@ class MaskCreate(BaseModel):
     model_version_id: int | None = None
     predicted_iou: Finite | None = None
     interaction: InteractionIn | None = None
+    category_id: int | None = Field(None, description="the mask's class (projects with classes)")
 
 
 class MaskUpdate(BaseModel):
     version: int = Field(description="the version you edited; a stale one gives 409")
     counts: Counts | None = None
     interaction: InteractionIn | None = None
+    category_id: int | None = Field(
+        None, description="a new class; given as null it clears the class, left out it stays")
+
+
+class CategoryPublic(BaseModel):
+    id: int
+    name: str
+
+
+class CategoriesIn(BaseModel):
+    names: list[str] = Field(min_length=1, max_length=1000)
 
 
 class ReviewIn(BaseModel):
@@ -133,6 +145,7 @@ class MaskPublic(BaseModel):
     predicted_iou: float | None
     author_id: int | None
     review_state: str
+    category_id: int | None = None
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime

@@ -37,7 +37,7 @@ def accept_mask(image_id: int, body: MaskCreate, session: SessionDep, user: User
     mask = services.create_mask(
         session, image_id=image_id, counts=body.counts, author=user, source=body.source,
         model_version_id=body.model_version_id, predicted_iou=body.predicted_iou,
-        interaction=_interaction(body.interaction),
+        interaction=_interaction(body.interaction), category_id=body.category_id,
     )
     return mask_public(mask)
 
@@ -53,6 +53,7 @@ def edit_mask(mask_id: int, body: MaskUpdate, session: SessionDep, user: UserDep
     mask = services.update_mask(
         session, mask_id=mask_id, expected_version=body.version, user=user,
         counts=body.counts, interaction=_interaction(body.interaction),
+        set_category="category_id" in body.model_fields_set, category_id=body.category_id,
     )
     return mask_public(mask)
 

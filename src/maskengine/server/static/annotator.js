@@ -40,7 +40,8 @@ export function maskColor(index) {
 
 function fresh() {
   return { points: [], box: null, cands: [], sel: 0, bits: null, editing: null,
-    events: [], t0: null, clicks: 0, edited: false, version: null };
+    events: [], t0: null, clicks: 0, edited: false, version: null,
+    category: null, categoryChanged: false };
 }
 
 export class Annotator {
@@ -63,6 +64,7 @@ export class Annotator {
     this.opacity = 0.45; // of the saved masks' fill; their outlines are always opaque
     this.showMasks = true;
     this.hidden = new Set(); // ids of saved masks hidden one by one
+    this.filter = () => true; // saved masks shown at all (the class filter)
     canvas.addEventListener("contextmenu", (e) => e.preventDefault());
     canvas.addEventListener("mousedown", (e) => this.onDown(e));
     window.addEventListener("mousemove", (e) => this.onMove(e));
@@ -98,7 +100,7 @@ export class Annotator {
   }
 
   visible(m) {
-    return this.showMasks && !this.hidden.has(m.id);
+    return this.showMasks && !this.hidden.has(m.id) && this.filter(m);
   }
 
   maskAt(x, y) {
@@ -205,6 +207,7 @@ export class Annotator {
     this.cur = fresh();
     this.history = [];
     this.cur.editing = mask;
+    this.cur.category = mask.category_id ?? null;
     this.event("select", {});
     this.setWork(mask.bits.slice());
   }
@@ -228,7 +231,7 @@ export class Annotator {
   /** Whether the mask being made would be lost: a new mask, or a saved one changed. */
   hasUnsaved() {
     const c = this.cur;
-    return Boolean(c.bits && area(c.bits) && (!c.editing || c.clicks > 0));
+    return Boolean(c.bits && area(c.bits) && (!c.editing || c.clicks > 0 || c.categoryChanged));
   }
 
   /** The unsaved work as plain JSON (kept across a reload), or null. */
@@ -238,6 +241,7 @@ export class Annotator {
     return { image_id: this.image.id, counts: encode(c.bits, this.image.height, this.image.width),
       points: c.points, box: c.box, clicks: c.clicks, events: c.events,
       seconds: c.t0 === null ? 0 : (performance.now() - c.t0) / 1000,
+      category: c.category, categoryChanged: c.categoryChanged,
       editing: c.editing ? { id: c.editing.id, version: c.editing.version } : null };
   }
 
@@ -250,7 +254,8 @@ export class Annotator {
       if (!editing || editing.version !== d.editing.version) return false;
     }
     this.cur = { ...fresh(), points: d.points, box: d.box, clicks: d.clicks, events: d.events,
-      editing, edited: true, t0: performance.now() - 1000 * d.seconds };
+      editing, edited: true, t0: performance.now() - 1000 * d.seconds,
+      category: d.category ?? null, categoryChanged: Boolean(d.categoryChanged) };
     this.history = [];
     this.setWork(decode(d.counts, this.image.height, this.image.width));
     return true;
@@ -267,6 +272,8 @@ export class Annotator {
       score: cand && !c.edited ? cand.score : null,
       modelVersion: cand ? c.version : null, // the version that proposed it
       editing: c.editing,
+      category: c.category,
+      categoryChanged: c.categoryChanged,
       interaction: { events: c.events, n_clicks: c.clicks, seconds },
     };
   }

@@ -2,6 +2,8 @@
 // annotator.js. No build step: plain ES modules.
 import { Api, ApiError } from "./api.js";
 import { Annotator } from "./annotator.js";
+import { ClassPicker } from "./classes.js";
+import { keepDraft, restoreDraft } from "./drafts.js";
 import { ImageList } from "./images.js";
 import { Zoom } from "./zoom.js";
 import { markSelected, renderMaskList } from "./masklist.js";
@@ -11,7 +13,6 @@ const $ = (sel) => document.querySelector(sel);
 const MODEL_POLL_MS = 15000; // a round started elsewhere (CLI) is noticed within this
 
 const TOKEN_KEY = "maskengine-token";
-const DRAFT_KEY = "maskengine-draft"; // the unsaved mask, kept across a reload of the tab
 
 /** The token to try: the address's (#token=...) first, else the saved one. A token is
  * saved only once the server takes it, so a wrong link cannot replace a good token. */
@@ -40,6 +41,8 @@ class App {
       this.ann.viewScale = z;
       this.ann.render();
     });
+    this.classes = new ClassPicker(api, (id, filterOnly) => this.onClass(id, filterOnly));
+    this.ann.filter = (m) => this.classes.passes(m);
     this.images = new ImageList(api, {
       open: (id) => this.leave(`image ${id}`, () => this.goTo(id)),
       current: () => (this.image ? this.image.id : null),
@@ -87,6 +90,7 @@ class App {
       }
       localStorage.setItem(TOKEN_KEY, this.api.token);
       this.setModel(await this.api.get("/model"));
+      await this.classes.load();
       $("#user").textContent = `${me.name} (${me.role})`;
       this.rounds.setAdmin(me.role === "admin");
     } catch (err) {
@@ -110,12 +114,10 @@ class App {
    * "leave without saving?" question no longer applies. */
   onWorkChange() {
     this.showCandidates();
+    this.classes.render(this.ann.cur.bits ? this.ann.cur.category : null);
     markSelected(this.ann);
     this.leaving = null;
-    if (!this.image || this.restoring) return;
-    const d = this.ann.draft();
-    if (d) sessionStorage.setItem(DRAFT_KEY, JSON.stringify(d));
-    else sessionStorage.removeItem(DRAFT_KEY);
+    if (this.image && !this.restoring) keepDraft(this.ann);
   }
 
   /** Run `go` (moving to another image) unless that would drop an unsaved mask: then say
@@ -169,15 +171,8 @@ class App {
     $("#image-name").textContent = `#${image.id} ${image.file_name} (${image.width}×${image.height}, ${image.split}, ${image.status})`;
     $("#image-pos").textContent = `${image.position} of ${image.total}`;
     history.replaceState(null, "", `?image=${id}`);
-    let message = "click an object";
-    const draft = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || "null");
-    if (draft && draft.image_id === image.id) {
-      const ok = this.ann.restore(draft);
-      message = ok ? "restored the unsaved mask of this image: Enter saves it, Escape drops it"
-        : "the unsaved mask of this image was dropped: its saved mask changed meanwhile";
-    }
+    const message = restoreDraft(this.ann, image.id) || "click an object";
     this.restoring = false;
-    if (!this.ann.hasUnsaved()) sessionStorage.removeItem(DRAFT_KEY);
     this.canvas.dataset.ready = "1";
     this.status(message);
   }
@@ -199,7 +194,26 @@ class App {
   }
 
   renderList(masks) {
-    renderMaskList(this.ann, masks);
+    this.maskRecords = masks;
+    renderMaskList(this.ann, masks, (id) => this.classes.name(id));
+  }
+
+  /** A class was picked (id), or the class filter changed (filterOnly). */
+  onClass(id, filterOnly) {
+    if (filterOnly) {
+      this.ann.render();
+      if (this.maskRecords) this.renderList(this.maskRecords);
+      return;
+    }
+    const c = this.ann.cur;
+    if (c.bits && c.category !== id) {
+      c.category = id;
+      c.categoryChanged = true;
+      this.onWorkChange();
+    } else {
+      this.classes.render(c.bits ? c.category : null);
+    }
+    this.status(`class: ${this.classes.name(id)}${c.editing ? " (Enter saves it)" : ""}`);
   }
 
   async predict(body) {
@@ -236,11 +250,13 @@ class App {
       if (r.editing) {
         await this.api.put(`/masks/${r.editing.id}`, {
           version: r.editing.version, counts: r.counts, interaction: r.interaction,
+          ...(r.categoryChanged ? { category_id: r.category } : {}),
         });
       } else {
         await this.api.post(`/images/${this.image.id}/masks`, {
           counts: r.counts, source: "manual", model_version_id: r.modelVersion ?? this.model.id,
           predicted_iou: r.score, interaction: r.interaction,
+          category_id: r.category ?? (this.classes.list.length ? this.classes.current : null),
         });
       }
       this.status(`saved (${r.interaction.n_clicks} clicks, ${r.interaction.seconds.toFixed(1)} s)`);
@@ -356,6 +372,7 @@ class App {
       return;
     }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (this.classes.key(k)) { e.preventDefault(); return; }
     const f = act[k] || act[k.toLowerCase()];
     if (f) { e.preventDefault(); f(); }
   }

@@ -4,11 +4,13 @@ import { maskColor } from "./annotator.js";
 
 const $ = (sel) => document.querySelector(sel);
 
-/** Fill #mask-list with `masks` (the records shown by `ann`); a click selects one. */
-export function renderMaskList(ann, masks) {
+/** Fill #mask-list with `masks` (the records shown by `ann`) that pass its class filter;
+ * className(id) names a mask's class (null: none). A click selects one. */
+export function renderMaskList(ann, masks, className = () => null) {
   const list = $("#mask-list");
   list.replaceChildren();
   masks.forEach((m, i) => {
+    if (!ann.filter(m)) return;
     const li = document.createElement("li");
     li.dataset.id = m.id;
     const swatch = document.createElement("span");
@@ -28,13 +30,15 @@ export function renderMaskList(ann, masks) {
     });
     const label = document.createElement("span");
     const iou = m.predicted_iou === null ? "" : ` · IoU ${m.predicted_iou.toFixed(2)}`;
-    label.textContent = `#${m.id} · ${m.area} px · ${m.source}${iou} · ${m.review_state}`;
+    const cls = className(m.category_id);
+    label.textContent = `#${m.id}${cls ? ` · ${cls}` : ""} · ${m.area} px · ${m.source}${iou}`
+      + ` · ${m.review_state}`;
     li.classList.toggle("hidden-mask", ann.hidden.has(m.id));
     li.append(swatch, label, eye);
     li.addEventListener("click", () => ann.select(ann.masks[i]));
     list.append(li);
   });
-  $("#mask-count").textContent = String(masks.length);
+  $("#mask-count").textContent = String(list.children.length);
   markSelected(ann);
 }
 
