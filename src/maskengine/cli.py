@@ -118,17 +118,32 @@ def init(
     val_fraction: float = typer.Option(0.1, help="share of images in the val split"),
 ) -> None:
     """Create an annotation project (database, images, an admin user and token)."""
-    from .engine.store import ProjectError, init_project
+    from sqlalchemy.exc import SQLAlchemyError
 
+    from .engine.store import AddResult, ProjectError, init_project
+
+    res = AddResult()
     try:
-        proj, token = init_project(project, images, db_url=db, val_fraction=val_fraction)
+        proj, token = init_project(project, images, db_url=db, val_fraction=val_fraction,
+                                   result=res)
     except (ProjectError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from exc
+    except SQLAlchemyError as exc:  # nothing is left behind: the command can be rerun
+        typer.echo(f"error: cannot create the project's database: {exc}", err=True)
+        raise typer.Exit(1) from exc
     with proj.session() as s:
         from .engine.services import count_images
 
         n = count_images(s)
     typer.echo(f"project {proj.root}: {n} images; admin token {token} (saved in admin_token)")
+    _report_unreadable(res)
+
+
+def _report_unreadable(res: Any) -> None:
+    if res.unreadable:
+        typer.echo(f"{len(res.unreadable)} entries skipped:", err=True)
+    for path in res.unreadable:
+        typer.echo(f"  unreadable: {path} ({res.reasons.get(path, 'unknown reason')})", err=True)
 
 
 @app.command("add-images")
@@ -145,8 +160,7 @@ def add_images(
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(f"added {res.added}, skipped {res.duplicates} duplicates, "
                f"{len(res.unreadable)} unreadable")
-    for path in res.unreadable:
-        typer.echo(f"  unreadable: {path}", err=True)
+    _report_unreadable(res)
 
 
 @app.command("add-user")
@@ -179,7 +193,10 @@ def export(project: str, out: str, config: Any) -> None:
     from .engine.store import Project
 
     res = export_project(Project.open(project), out, config)
-    typer.echo(f"exported {res.masks} masks of {res.images} images to {out}")
+    typer.echo(f"exported {res.masks} masks of {res.images} images to {out}"
+               + (f"; {len(res.skipped)} stored rows left out" if res.skipped else ""))
+    for reason in res.skipped:
+        typer.echo(f"  left out: {reason}", err=True)
 
 
 def _server_settings():
