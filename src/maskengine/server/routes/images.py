@@ -11,8 +11,8 @@ from fastapi.responses import FileResponse
 from ...engine import services
 from ...engine.segmenter import make_prompt
 from ..convert import candidate_public, image_public
-from ..deps import SessionDep, StateDep, UserDep
-from ..schemas import EmbeddingOut, ImagePage, ImagePublic, PredictIn, PredictOut, StatusIn
+from ..deps import ImageId, SessionDep, StateDep, UserDep
+from ..schemas import MAX_INT, EmbeddingOut, ImagePage, ImagePublic, PredictIn, PredictOut, StatusIn
 
 router = APIRouter(prefix="/images", tags=["images"])
 
@@ -29,7 +29,8 @@ def list_images(
 
 @router.get("/next", response_model=ImagePublic)
 def next_image(
-    session: SessionDep, _user: UserDep, after: int | None = None, backwards: bool = False,
+    session: SessionDep, _user: UserDep,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None, backwards: bool = False,
     todo_only: bool = True,
 ) -> ImagePublic:
     """The next (or, with backwards, the previous) image to annotate after `after`."""
@@ -41,7 +42,9 @@ def next_image(
 
 
 @router.get("/{image_id}", response_model=ImagePublic)
-def get_image(image_id: int, state: StateDep, session: SessionDep, _user: UserDep) -> ImagePublic:
+def get_image(
+    image_id: ImageId, state: StateDep, session: SessionDep, _user: UserDep
+) -> ImagePublic:
     """An image's record. Opening an image starts computing, in the background, the
     embeddings of this image and of the next ones in the queue."""
     image = services.get_image(session, image_id=image_id)
@@ -51,7 +54,7 @@ def get_image(image_id: int, state: StateDep, session: SessionDep, _user: UserDe
 
 
 @router.get("/{image_id}/file", response_class=FileResponse)
-def image_file(image_id: int, state: StateDep, session: SessionDep, _user: UserDep):
+def image_file(image_id: ImageId, state: StateDep, session: SessionDep, _user: UserDep):
     image = services.get_image(session, image_id=image_id)
     path = state.project.image_path(image)
     if not path.is_file():
@@ -60,13 +63,15 @@ def image_file(image_id: int, state: StateDep, session: SessionDep, _user: UserD
 
 
 @router.put("/{image_id}/status", response_model=ImagePublic)
-def set_status(image_id: int, body: StatusIn, session: SessionDep, _user: UserDep) -> ImagePublic:
+def set_status(
+    image_id: ImageId, body: StatusIn, session: SessionDep, _user: UserDep
+) -> ImagePublic:
     return image_public(services.set_image_status(session, image_id=image_id, status=body.status))
 
 
 @router.post("/{image_id}/embedding", response_model=EmbeddingOut)
 def prepare_embedding(
-    image_id: int, state: StateDep, session: SessionDep, _user: UserDep
+    image_id: ImageId, state: StateDep, session: SessionDep, _user: UserDep
 ) -> EmbeddingOut:
     """Compute (or load) the image's embedding now; answers when it is ready."""
     image = services.get_image(session, image_id=image_id)
@@ -77,7 +82,7 @@ def prepare_embedding(
 
 @router.post("/{image_id}/predict", response_model=PredictOut)
 def predict(
-    image_id: int, body: PredictIn, state: StateDep, session: SessionDep, _user: UserDep
+    image_id: ImageId, body: PredictIn, state: StateDep, session: SessionDep, _user: UserDep
 ) -> PredictOut:
     """Points, a box and/or the previous mask's logits -> candidate masks, best first."""
     image = services.get_image(session, image_id=image_id)
