@@ -402,6 +402,11 @@ def auto(
     typer.echo(f"{s.total} images: {s.processed} annotated, {s.skipped} already done, "
                f"{s.failed} failed (see {out}/errors.jsonl); {s.masks} masks in "
                f"{s.seconds:.1f} s")
+    if s.processed + s.skipped == 0:
+        typer.echo("error: no image was annotated" + (
+            f" (all {s.failed} failed; see {out}/errors.jsonl)" if s.failed else
+            " (no image files found)"), err=True)
+        raise typer.Exit(1)
 
 
 def _load_model(model: str | None, checkpoint: str | None, device: str):  # noqa: ANN202
