@@ -141,18 +141,18 @@ def run_one(database: str, annotators: int, seconds: float, tmp: Path) -> dict:
         project, _ = init_project(root, _images(tmp / f"images-{database}"), db_url=db_url)
         tokens = [project.add_user(f"annotator{k}") for k in range(annotators)]
         project.close()
-        srv = stack.enter_context(run_server(root))
         tallies = [Tally() for _ in tokens]
-        until = time.perf_counter() + seconds
-        threads = [threading.Thread(target=annotator, args=(srv.url, t, k, until, tally))
-                   for k, (t, tally) in enumerate(zip(tokens, tallies, strict=True))]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        stack.close()  # the server stops: the store is read back as it was left
+        with run_server(root) as srv:
+            until = time.perf_counter() + seconds
+            threads = [threading.Thread(target=annotator, args=(srv.url, t, k, until, tally))
+                       for k, (t, tally) in enumerate(zip(tokens, tallies, strict=True))]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+        # The server has stopped: the store is read back as it was left.
         return _report(database, annotators, seconds, wall, tallies, root, db_url)
 
 

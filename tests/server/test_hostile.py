@@ -78,6 +78,7 @@ def test_ids_beyond_the_column_are_422(client: TestClient) -> None:
         ("GET", f"/api/images/{big}", {}), ("GET", f"/api/masks/{big}", {}),
         ("GET", f"/api/images/{2**31}/masks", {}), ("GET", "/api/images/next",
                                                     {"params": {"after": big}}),
+        ("GET", "/api/images", {"params": {"offset": big}}),
         ("DELETE", "/api/masks/1", {"params": {"version": big}}),
         ("PUT", "/api/masks/1", {"json": {"version": big}}),
         ("POST", f"/api/images/{IMAGE0}/masks",

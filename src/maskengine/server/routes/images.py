@@ -20,7 +20,8 @@ router = APIRouter(prefix="/images", tags=["images"])
 @router.get("", response_model=ImagePage)
 def list_images(
     session: SessionDep, _user: UserDep,
-    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ImagePage:
     rows = services.list_images(session, offset=offset, limit=limit)
     return ImagePage(total=services.count_images(session),
