@@ -60,3 +60,17 @@ def test_store_and_conflicts_on_postgres(tmp_path: Path, pg_url: str) -> None:
     with project.session() as s:
         assert services.get_mask(s, mask_id=mask_id).version == 2
     project.close()
+
+
+def test_simultaneous_edits_over_http_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    from ..server.conftest import run_server
+    from ..server.test_hostile import simultaneous_edits
+
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(REFERENCE / "image0.png", images / "a.png")
+    # The cluster is the module's: the database already holds the first test's admin.
+    project, token = init_project(tmp_path / "proj", images, db_url=pg_url, admin="admin2")
+    project.close()
+    with run_server(tmp_path / "proj") as srv:
+        simultaneous_edits(srv.url, token)

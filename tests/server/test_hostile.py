@@ -144,28 +144,34 @@ def test_annotators_change_only_their_own_unreviewed_masks(client: TestClient, p
                        ("delete", 5, admin_id, "")]
 
 
+def simultaneous_edits(base: str, token: str, rounds: int = 3) -> None:
+    """Eight clients save an edit of the same mask version at once, `rounds` times: one
+    200 and seven 409 each time, and the mask's version goes up by one."""
+    headers = {"Authorization": f"Bearer {token}"}
+    r = httpx.post(f"{base}/api/images/{IMAGE0}/masks", headers=headers,
+                   json={"counts": _counts()})
+    url = f"{base}/api/masks/{r.json()['id']}"
+    for round_ in range(rounds):
+        version = httpx.get(url, headers=headers).json()["version"]
+        start = threading.Barrier(8)
+        codes: list[int] = []
+
+        def edit(k: int, version: int = version, start=start, codes=codes) -> None:
+            body = {"version": version, "counts": _counts(10 + k, 60)}
+            start.wait()
+            codes.append(httpx.put(url, headers=headers, json=body, timeout=60).status_code)
+
+        threads = [threading.Thread(target=edit, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(codes) == [200] + [409] * 7, (round_, codes)
+        assert httpx.get(url, headers=headers).json()["version"] == version + 1
+
+
 @pytest.mark.slow
 def test_simultaneous_edits_one_wins_all_others_get_409(tmp_path: Path) -> None:
-    info = make_project(tmp_path)
-    headers = {"Authorization": f"Bearer {info.token}"}
+    info = make_project(tmp_path)  # SQLite; tests/engine/test_postgres.py: PostgreSQL
     with run_server(info.root) as srv:
-        r = httpx.post(f"{srv.url}/api/images/{IMAGE0}/masks", headers=headers,
-                       json={"counts": _counts()})
-        url = f"{srv.url}/api/masks/{r.json()['id']}"
-        for round_ in range(3):
-            version = httpx.get(url, headers=headers).json()["version"]
-            start = threading.Barrier(8)
-            codes: list[int] = []
-
-            def edit(k: int, version: int = version, start=start, codes=codes) -> None:
-                body = {"version": version, "counts": _counts(10 + k, 60)}
-                start.wait()
-                codes.append(httpx.put(url, headers=headers, json=body, timeout=60).status_code)
-
-            threads = [threading.Thread(target=edit, args=(k,)) for k in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            assert sorted(codes) == [200] + [409] * 7, (round_, codes)
-            assert httpx.get(url, headers=headers).json()["version"] == version + 1
+        simultaneous_edits(srv.url, info.token)
