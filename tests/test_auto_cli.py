@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -135,3 +136,29 @@ def test_find_jobs_and_load_image(folder, tmp_path):
     gray16.save(tmp_path / "g16.png")
     arr = load_image(tmp_path / "g16.png", 10_000)
     assert arr.shape == (8, 8, 3) and arr.dtype == np.uint8 and arr.max() == 255
+
+
+def test_links_that_lead_nowhere_are_reported_and_all_failed_exits_nonzero(tmp_path):
+    src = tmp_path / "images"
+    src.mkdir()
+    (src / "corrupt.png").write_bytes(b"not a png")
+    os.symlink("self.png", src / "self.png")  # a loop
+    os.symlink("gone.jpg", src / "dangling.jpg")
+    os.symlink(".", src / "again")  # a folder link back: not followed
+    out = tmp_path / "out"
+    args = ["auto", str(src), "--out", str(out), "--model", str(REFERENCE / "config.json"),
+            "--checkpoint", str(REFERENCE / "checkpoint.pt"), "--no-progress", *FAST]
+    res = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert res.exit_code == 1, res.output
+    assert "3 images: 0 annotated, 0 already done, 3 failed" in res.output
+    assert "no image was annotated" in res.output
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    reasons = {e["name"]: e["reason"] for e in errors}
+    assert reasons["self.png"].startswith("link loop")
+    assert reasons["dangling.jpg"].startswith("dangling link")
+    assert reasons["corrupt.png"].startswith("unreadable")
+    # One good image is enough for success; the bad links are still listed.
+    shutil.copy(REFERENCE / "image1.png", src / "good.png")
+    res = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "4 images: 1 annotated, 0 already done, 3 failed" in res.output

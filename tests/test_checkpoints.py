@@ -73,3 +73,14 @@ def test_training_checkpoint_wrapper_is_unwrapped(reference_config, tmp_path):
     path = tmp_path / "wrapped.pt"
     torch.save({"model": sd, "step": 3}, path)
     assert create_model(checkpoint=path).config == reference_config
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 32, 0), (32, 48), (1, 0, 32, 48), (1, 32, 32, 47)])
+def test_wrongly_shaped_pos_embed_is_a_checkpoint_error(tmp_path, shape, reference_config):
+    sd = torch.load(CKPT, weights_only=True)
+    sd["image_encoder.pos_embed"] = torch.zeros(shape)
+    path = tmp_path / "bad.pt"
+    torch.save(sd, path)
+    for spec in (None, "vit_b", reference_config):  # inferred from the file, or given
+        with pytest.raises(CheckpointError, match="pos_embed|embed"):
+            create_model(spec, checkpoint=path)

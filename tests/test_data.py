@@ -137,3 +137,23 @@ def test_coco_reader_polygons_and_rle(tmp_path):
     assert poly[25, 30] and not poly[5, 5]
     assert 250 <= poly.sum() <= 400  # 20 x 15 polygon, rasterised
     np.testing.assert_array_equal(s.masks[1], box)
+
+
+def test_readers_refuse_rle_that_does_not_fill_the_image(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "a.png")
+    short = {"size": [40, 50], "counts": "0"}  # 0 pixels of 2000
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 50, "height": 40}],
+            "annotations": [{"id": 1, "image_id": 1, "segmentation": short, "iscrowd": 0}]}
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    with pytest.raises(ValueError, match="add up to 0 pixels, expected 2000"):
+        CocoDataset(tmp_path / "instances.json")[0]
+    sa1b = {"image": {"image_id": 1, "width": 50, "height": 40, "file_name": "a.png"},
+            "annotations": [{"id": 1, "segmentation": short, "bbox": [0, 0, 0, 0]}]}
+    folder = tmp_path / "sa1b"
+    folder.mkdir()
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(folder / "a.png")
+    (folder / "a.json").write_text(json.dumps(sa1b))
+    with pytest.raises(ValueError, match="add up to 0 pixels"):
+        SA1BDataset(folder)[0]

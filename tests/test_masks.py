@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from pycocotools import mask as mask_utils
 
 from maskengine.masks import (
+    check_rle,
     compress_rle,
     decode_rle,
     encode_rle,
@@ -17,6 +18,7 @@ from maskengine.masks import (
     nms,
     remove_small_regions,
     rle_area,
+    rle_runs,
     stability_score,
     uncompressed_rle,
     xyxy_to_xywh,
@@ -56,6 +58,34 @@ def test_rle_round_trips_and_matches_pycocotools():
 def test_decode_rle_rejects_runs_of_the_wrong_total():
     with pytest.raises(ValueError, match="expected 12"):
         decode_rle({"size": [3, 4], "counts": [5, 2]})
+
+
+def test_rle_runs_reads_compressed_counts_like_pycocotools():
+    masks = random_masks(40, 19, 27, seed=3)
+    masks[0] = True
+    for m in masks:
+        assert rle_runs(encode_rle(m)["counts"]).tolist() == uncompressed_rle(m)["counts"]
+    big = np.zeros((3000, 4000), bool)  # runs of millions: numbers of several characters
+    big[100:2000, 7:3999] = True
+    assert rle_runs(encode_rle(big)["counts"]).tolist() == uncompressed_rle(big)["counts"]
+
+
+@pytest.mark.parametrize("counts, message", [
+    ("", "add up to 0 pixels, expected 12"),  # pycocotools decodes uninitialised memory
+    ("1", "add up to 1 pixels"),
+    ("0<0<0<", "add up to"),  # too many pixels: pycocotools writes past its buffer
+    ("P", "middle of a number"),
+    ("~", "outside the COCO RLE alphabet"),
+    ("\u00e9", "ASCII"),
+    ("3@", "negative run"),
+    ([3, 4], "add up to 7 pixels"),
+    ([13, -1], "non-negative"),
+])
+def test_rle_whose_runs_do_not_make_h_x_w_is_refused_everywhere(counts, message):
+    rle = {"size": [3, 4], "counts": counts}
+    for fn in (check_rle, decode_rle, rle_area):
+        with pytest.raises(ValueError, match=message):
+            fn(rle)
 
 
 # -- boxes and NMS -------------------------------------------------------------------------

@@ -120,20 +120,34 @@ def init(
                                 help="mask classes, comma-separated (default: class-agnostic)"),
 ) -> None:
     """Create an annotation project (database, images, an admin user and token)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .engine.errors import EngineError
-    from .engine.store import ProjectError, init_project
+    from .engine.store import AddResult, ProjectError, init_project
 
     names = [c for c in classes.split(",") if c.strip()] if classes else None
+    res = AddResult()
     try:
         proj, token = init_project(project, images, db_url=db, val_fraction=val_fraction,
-                                   classes=names)
+                                   classes=names, result=res)
     except (ProjectError, ValueError, EngineError) as exc:
         raise typer.BadParameter(str(exc)) from exc
+    except SQLAlchemyError as exc:  # nothing is left behind: the command can be rerun
+        typer.echo(f"error: cannot create the project's database: {exc}", err=True)
+        raise typer.Exit(1) from exc
     with proj.session() as s:
         from .engine.services import count_images
 
         n = count_images(s)
     typer.echo(f"project {proj.root}: {n} images; admin token {token} (saved in admin_token)")
+    _report_unreadable(res)
+
+
+def _report_unreadable(res: Any) -> None:
+    if res.unreadable:
+        typer.echo(f"{len(res.unreadable)} entries skipped:", err=True)
+    for path in res.unreadable:
+        typer.echo(f"  unreadable: {path} ({res.reasons.get(path, 'unknown reason')})", err=True)
 
 
 @app.command("classes")
@@ -176,8 +190,7 @@ def add_images(
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(f"added {res.added}, skipped {res.duplicates} duplicates, "
                f"{len(res.unreadable)} unreadable")
-    for path in res.unreadable:
-        typer.echo(f"  unreadable: {path}", err=True)
+    _report_unreadable(res)
 
 
 @app.command("add-user")
@@ -210,7 +223,10 @@ def export(project: str, out: str, config: Any) -> None:
     from .engine.store import Project
 
     res = export_project(Project.open(project), out, config)
-    typer.echo(f"exported {res.masks} masks of {res.images} images to {out}")
+    typer.echo(f"exported {res.masks} masks of {res.images} images to {out}"
+               + (f"; {len(res.skipped)} stored rows left out" if res.skipped else ""))
+    for reason in res.skipped:
+        typer.echo(f"  left out: {reason}", err=True)
 
 
 def _server_settings():
@@ -419,6 +435,11 @@ def auto(
     typer.echo(f"{s.total} images: {s.processed} annotated, {s.skipped} already done, "
                f"{s.failed} failed (see {out}/errors.jsonl); {s.masks} masks in "
                f"{s.seconds:.1f} s")
+    if s.processed + s.skipped == 0:
+        typer.echo("error: no image was annotated" + (
+            f" (all {s.failed} failed; see {out}/errors.jsonl)" if s.failed else
+            " (no image files found)"), err=True)
+        raise typer.Exit(1)
 
 
 def _load_model(model: str | None, checkpoint: str | None, device: str):  # noqa: ANN202

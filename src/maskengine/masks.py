@@ -47,17 +47,81 @@ def uncompressed_rle(mask: np.ndarray) -> dict:
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": counts}
 
 
+def rle_runs(counts: str) -> np.ndarray:
+    """Compressed COCO counts -> the run lengths they encode (int64), without decoding the
+    mask. The string holds one signed number per run, 5 bits per character (offset 48,
+    bit 0x20: more characters follow, bit 0x10 of the last one: negative); from the fourth
+    run on, a number is the difference to the run two places before (pycocotools' rule).
+    Raises ValueError for a string that is not such counts or gives a negative run."""
+    try:
+        raw = np.frombuffer(counts.encode("ascii"), dtype=np.uint8)
+    except UnicodeEncodeError as exc:
+        raise ValueError("counts must be ASCII (COCO RLE characters '0'..'o')") from exc
+    if raw.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    c = raw.astype(np.int64) - 48
+    if (c < 0).any() or (c > 63).any():
+        raise ValueError("counts hold a character outside the COCO RLE alphabet ('0'..'o')")
+    last = np.flatnonzero((c & 0x20) == 0)  # the character that ends each number
+    if last.size == 0 or last[-1] != c.size - 1:
+        raise ValueError("counts end in the middle of a number")
+    first = np.concatenate([[0], last[:-1] + 1])
+    if (last - first).max() >= 7:  # 7 characters hold 35 bits: more than any run needs
+        raise ValueError("counts hold a number longer than 7 characters")
+    group = np.repeat(np.arange(last.size), last - first + 1)
+    shift = 5 * (np.arange(c.size) - first[group])
+    values = np.zeros(last.size, dtype=np.int64)
+    np.add.at(values, group, (c & 0x1F) << shift)
+    negative = (c[last] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * (last - first + 1))[negative]
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])  # x[m] += x[m - 2] for m > 2: running sums
+    if runs.size > 2:
+        runs[2::2] = np.cumsum(values[2::2])
+    if (runs < 0).any():
+        raise ValueError("counts give a negative run length")
+    return runs
+
+
+def check_rle(rle: dict) -> None:
+    """Raise ValueError unless `rle` ({"size": [H, W], "counts": str | list}) describes an
+    H x W mask: runs not negative and adding up to exactly H x W pixels. pycocotools
+    decodes a shorter run list into uninitialised memory and a longer one past its buffer,
+    so every RLE that enters from outside passes here first."""
+    try:
+        h, w = (int(v) for v in rle["size"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"RLE size must be [height, width], got {rle.get('size')!r}") from exc
+    if h < 0 or w < 0:
+        raise ValueError(f"RLE size must not be negative, got {[h, w]}")
+    counts = rle.get("counts")
+    if isinstance(counts, str):
+        runs = rle_runs(counts)
+    elif isinstance(counts, (list, tuple, np.ndarray)):
+        runs = np.asarray(counts, dtype=np.int64)
+        if runs.ndim != 1 or (runs < 0).any():
+            raise ValueError("RLE counts must be a flat list of non-negative run lengths")
+    else:
+        raise ValueError(f"RLE counts must be a string or a list, got {type(counts).__name__}")
+    total = int(runs.sum())
+    if total != h * w:
+        raise ValueError(f"RLE runs add up to {total} pixels, expected {h * w} (= {h} x {w})")
+
+
 def compress_rle(rle: dict) -> dict:
     """Uncompressed RLE (list counts) -> compressed RLE (string counts); compressed passes."""
     if isinstance(rle["counts"], str):
         return rle
+    check_rle(rle)
     h, w = rle["size"]
     out = mask_utils.frPyObjects(rle, h, w)
     return {"size": [int(h), int(w)], "counts": out["counts"].decode("ascii")}
 
 
 def decode_rle(rle: dict) -> np.ndarray:
-    """Compressed or uncompressed RLE -> H x W bool."""
+    """Compressed or uncompressed RLE -> H x W bool. ValueError (see `check_rle`) for runs
+    that do not add up to H x W."""
+    check_rle(rle)
     h, w = rle["size"]
     counts = rle["counts"]
     if isinstance(counts, str):
@@ -67,18 +131,17 @@ def decode_rle(rle: dict) -> np.ndarray:
             out = mask_utils.decode([{"size": [h, w], "counts": counts.encode("ascii")}])
         return out[:, :, 0] > 0
     runs = np.asarray(counts, dtype=np.int64)
-    if runs.sum() != h * w or (runs < 0).any():
-        raise ValueError(f"RLE runs add up to {int(runs.sum())}, expected {h * w} (= {h} x {w})")
     values = np.zeros(len(runs), dtype=bool)
     values[1::2] = True
     return np.repeat(values, runs).reshape(w, h).T
 
 
 def rle_area(rle: dict) -> int:
-    """Number of foreground pixels of an RLE."""
+    """Number of foreground pixels of an RLE (checked as by `check_rle`)."""
+    check_rle(rle)
     counts = rle["counts"]
     if isinstance(counts, str):
-        return int(mask_utils.area({"size": rle["size"], "counts": counts.encode("ascii")}))
+        return int(rle_runs(counts)[1::2].sum())
     return int(sum(counts[1::2]))
 
 

@@ -3,12 +3,7 @@ loopback port; migrations, the conflict check and the API's save path run agains
 
 from __future__ import annotations
 
-import glob
-import os
 import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,42 +17,17 @@ from maskengine.engine.errors import Conflict
 from maskengine.engine.models import User
 from maskengine.engine.store import Project, init_project
 
+from ..pg_cluster import throwaway_postgres
+
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "reference"
 
 
-def _bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name)]
-    assert found[-1], f"{name} not found: install Debian's postgresql package (make setup)"
-    return found[-1]
-
-
-def _as_owner(cmd: list[str]) -> list[str]:
-    # PostgreSQL refuses to run as root; CI runs as root.
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    tmp = tempfile.mkdtemp(prefix="maskengine-pg-")
-    if os.geteuid() == 0:
-        shutil.chown(tmp, "postgres")
-    data = os.path.join(tmp, "data")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run(_as_owner([_bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres"]),
-                   check=True, capture_output=True)
-    opts = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(_as_owner([_bin("pg_ctl"), "-D", data, "-o", opts, "-w", "-l",
-                              os.path.join(tmp, "log"), "start"]), check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(_as_owner([_bin("pg_ctl"), "-D", data, "-m", "immediate", "stop"]),
-                       capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with throwaway_postgres() as url:
+        yield url
 
 
 def test_store_and_conflicts_on_postgres(tmp_path: Path, pg_url: str) -> None:
@@ -90,3 +60,17 @@ def test_store_and_conflicts_on_postgres(tmp_path: Path, pg_url: str) -> None:
     with project.session() as s:
         assert services.get_mask(s, mask_id=mask_id).version == 2
     project.close()
+
+
+def test_simultaneous_edits_over_http_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    from ..server.conftest import run_server
+    from ..server.test_hostile import simultaneous_edits
+
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(REFERENCE / "image0.png", images / "a.png")
+    # The cluster is the module's: the database already holds the first test's admin.
+    project, token = init_project(tmp_path / "proj", images, db_url=pg_url, admin="admin2")
+    project.close()
+    with run_server(tmp_path / "proj") as srv:
+        simultaneous_edits(srv.url, token)

@@ -176,7 +176,8 @@ def test_second_editor_of_a_mask_gets_a_conflict(client: TestClient, project) ->
     from maskengine.engine.store import Project
 
     p = Project.open(project.root)
-    token_b = p.add_user("bob")
+    token_b = p.add_user("bob", "reviewer")  # may edit anyone's mask
+    token_c = p.add_user("cy")
     p.close()
     bob = {"Authorization": f"Bearer {token_b}"}
     other = _predict(client)["candidates"][1]["counts"]
@@ -189,7 +190,8 @@ def test_second_editor_of_a_mask_gets_a_conflict(client: TestClient, project) ->
     assert client.delete(f"/api/masks/{mask['id']}", params={"version": 1},
                          headers=bob).status_code == 409
     # An annotator may not review; the admin may.
-    r = client.post(f"/api/masks/{mask['id']}/review", headers=bob,
+    cy = {"Authorization": f"Bearer {token_c}"}
+    r = client.post(f"/api/masks/{mask['id']}/review", headers=cy,
                     json={"version": 2, "state": "approved"})
     assert r.status_code == 403
     r = client.post(f"/api/masks/{mask['id']}/review", json={"version": 2, "state": "approved"})

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from ..masks import decode_rle
 from .types import Sample, drop_large
 
 
@@ -24,13 +25,14 @@ def decode_segmentation(seg: object, h: int, w: int) -> np.ndarray:
         return mask_utils.decode(mask_utils.merge(rles)).astype(bool) if rles else np.zeros(
             (h, w), bool)
     if isinstance(seg, dict) and "counts" in seg:
-        if isinstance(seg["counts"], list):
-            rle = mask_utils.frPyObjects(seg, h, w)
-        else:
-            counts = seg["counts"]
-            rle = {"size": seg["size"],
-                   "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-        return mask_utils.decode(rle).astype(bool)
+        size = seg.get("size", [h, w])
+        if list(size) != [h, w]:
+            raise ValueError(f"an RLE of size {size} on an image of {h} x {w}")
+        counts = seg["counts"]
+        if isinstance(counts, bytes):
+            counts = counts.decode("ascii")
+        # decode_rle checks that the runs add up to H x W (pycocotools would not).
+        return decode_rle({"size": [h, w], "counts": counts})
     raise ValueError(f"unknown COCO segmentation of type {type(seg).__name__}")
 
 

@@ -63,18 +63,30 @@ class AutoSummary:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def find_jobs(inputs: Sequence[str | os.PathLike], out_dir: Path) -> list[Job]:
+def find_jobs(inputs: Sequence[str | os.PathLike], out_dir: Path,
+              bad_links: list[tuple[Path, str]] | None = None) -> list[Job]:
     """Image files among `inputs` (files, or folders searched recursively), sorted, without
     duplicates. Outputs mirror the folder structure; a stem shared by two images of one
-    folder (a.jpg, a.png) keeps the suffix in the output name."""
+    folder (a.jpg, a.png) keeps the suffix in the output name. Links to folders are not
+    followed; a link named like an image that leads nowhere (dangling, or a loop) goes to
+    `bad_links` as (path, reason)."""
     found: dict[Path, str] = {}
     roots = [Path(p) for p in inputs]
     for root in roots:
         if root.is_dir():
             prefix = root.resolve().name + "/" if len(roots) > 1 else ""
             for p in sorted(root.rglob("*")):
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-                    found.setdefault(p.resolve(), prefix + p.relative_to(root).as_posix())
+                if p.suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                try:
+                    target = p.resolve(strict=True)
+                except (OSError, RuntimeError) as exc:  # RuntimeError: a loop (Python<3.13)
+                    if bad_links is not None:
+                        why = "link loop" if "loop" in str(exc).lower() else "dangling link"
+                        bad_links.append((p, f"{why}: {exc}"))
+                    continue
+                if target.is_file():
+                    found.setdefault(target, prefix + p.relative_to(root).as_posix())
         elif root.is_file():
             found.setdefault(root.resolve(), root.name)
         else:
@@ -140,7 +152,11 @@ def overlay_image(image: np.ndarray, segmentations: Sequence[dict]) -> np.ndarra
 
 
 def _log_error(errors_path: Path, job: Job, reason: str) -> None:
-    line = json.dumps({"image": str(job.path), "name": job.name, "reason": reason,
+    _log_line(errors_path, job.path, job.name, reason)
+
+
+def _log_line(errors_path: Path, path: Path, name: str, reason: str) -> None:
+    line = json.dumps({"image": str(path), "name": name, "reason": reason,
                        "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     with open(errors_path, "a") as f:
         f.write(line + "\n")
@@ -187,20 +203,24 @@ def run_auto(
 ) -> AutoSummary:
     """Annotate every image under `inputs` into `out_dir` (one SA-1B JSON each).
 
-    Images whose output is already complete are skipped; failures go to errors.jsonl
-    (rewritten each run: a rerun retries them) and are counted in the summary, which is
-    also written to summary.json.
+    Images whose output is already complete are skipped; failures (and links named like
+    images that lead nowhere) go to errors.jsonl (rewritten each run: a rerun retries them)
+    and are counted in the summary, which is also written to summary.json.
     """
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = find_jobs(inputs, out)
+    bad_links: list[tuple[Path, str]] = []
+    jobs = find_jobs(inputs, out, bad_links)
     errors_path = out / ERRORS
     write_atomic(errors_path, b"")
+    for path, reason in bad_links:  # inputs too, though no image can be read from them
+        _log_line(errors_path, path, path.name, reason)
     todo = [j for j in jobs if not is_done(j, overlay)]
     skipped = len(jobs) - len(todo)
-    processed = failed = masks = 0
+    processed = masks = 0
+    failed = len(bad_links)
     t0 = time.perf_counter()
     with _progress(progress) as bar:
         task = bar.add_task("auto", total=len(jobs), completed=skipped, masks=0, rate=0.0)
@@ -220,7 +240,7 @@ def run_auto(
                     on_image(job, n)
             rate = (processed + failed) / max(time.perf_counter() - t0, 1e-9)
             bar.update(task, advance=1, masks=masks, rate=rate)
-    summary = AutoSummary(len(jobs), processed, skipped, failed, masks,
+    summary = AutoSummary(len(jobs) + len(bad_links), processed, skipped, failed, masks,
                           time.perf_counter() - t0)
     write_atomic(out / SUMMARY, json.dumps(summary.to_dict(), indent=2).encode())
     return summary

@@ -1,13 +1,15 @@
 """Export a project's masks: SA-1B (one JSON per image) or COCO (one JSON).
 
 Deleted and rejected masks are left out; `approved_only` keeps only reviewed-and-approved
-ones. Files are written atomically (SA-1B files by `maskengine.data.sa1b_write`). Masks
+ones. The export is made beside `out` and moved into place at the end (no partial output),
+and a stored row that cannot be exported is skipped and named, not fatal. Masks
 are COCO RLE with string counts, boxes XYWH.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -18,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..data.sa1b_write import SA1BAnnotation, SA1BFile, SA1BImage, write_atomic, write_sa1b
+from ..masks import check_rle
 from .categories import coco_categories
 from .models import Image, Mask, ReviewState
 from .store import Project
@@ -47,22 +50,40 @@ class ExportResult:
     images: int
     masks: int
     files: list[Path]
+    # "mask 7 (image 3): why" for each stored row left out; the rest is exported.
+    skipped: list[str] = field(default_factory=list)
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _points(mask: Mask) -> list[list[float]]:
-    """Positive clicks of the interaction that created the mask (SA-1B's point_coords)."""
+    """Positive clicks of the interaction that created the mask (SA-1B's point_coords).
+    Events are checked when they enter, but rows stored before that may lack fields: such
+    events are left out rather than ending the export."""
     if not mask.interactions:
         return []
-    events = json.loads(mask.interactions[0].events_json)
-    return [[e["x"], e["y"]] for e in events if e.get("type") == "point" and e.get("label") == 1]
+    try:
+        events = json.loads(mask.interactions[0].events_json)
+    except (TypeError, ValueError):
+        return []
+    if not isinstance(events, list):
+        return []
+    return [[float(e["x"]), float(e["y"])] for e in events
+            if isinstance(e, dict) and e.get("type") == "point" and e.get("label") == 1
+            and _number(e.get("x")) and _number(e.get("y"))]
 
 
 def _annotation(mask: Mask, image: Image) -> SA1BAnnotation:
     """A stored mask as an SA-1B annotation. Manual masks have no stability score, and a
-    painted one no predicted IoU: those are null."""
+    painted one no predicted IoU: those are null. ValueError for a mask whose RLE does not
+    cover the image (stored before masks were checked at the door)."""
+    segmentation = {"size": [image.height, image.width], "counts": mask.rle_counts}
+    check_rle(segmentation)
     return SA1BAnnotation(
         id=mask.id,
-        segmentation={"size": [image.height, image.width], "counts": mask.rle_counts},
+        segmentation=segmentation,
         bbox=[int(mask.bbox_x), int(mask.bbox_y), int(mask.bbox_w), int(mask.bbox_h)],
         area=mask.area,
         predicted_iou=mask.predicted_iou,  # type: ignore[arg-type]
@@ -70,6 +91,16 @@ def _annotation(mask: Mask, image: Image) -> SA1BAnnotation:
         crop_box=[0, 0, image.width, image.height],
         point_coords=_points(mask),
     )
+
+
+def _annotations(image: Image, masks: list[Mask], skipped: list[str]) -> list[SA1BAnnotation]:
+    out = []
+    for m in masks:
+        try:
+            out.append(_annotation(m, image))
+        except (ValueError, TypeError) as exc:
+            skipped.append(f"mask {m.id} (image {image.id}): {exc}")
+    return out
 
 
 def _rows(project: Project, cfg: ExportConfig) -> list[tuple[Image, list[Mask]]]:
@@ -89,42 +120,78 @@ def _rows(project: Project, cfg: ExportConfig) -> list[tuple[Image, list[Mask]]]
         return out
 
 
+def _publish(stage: Path, out: Path) -> None:
+    """Move the finished export from `stage` to `out`: one rename when `out` is new, else
+    file by file (each a rename), so `out` never holds a half-written file."""
+    if not out.exists():
+        os.replace(stage, out)
+        return
+    for f in sorted(stage.iterdir()):
+        os.replace(f, out / f.name)
+    stage.rmdir()
+
+
+def _export_sa1b(project: Project, rows: list, out: Path, stage: Path, cfg: ExportConfig,
+                 skipped: list[str]) -> tuple[int, int, list[Path]]:
+    names, n_images, n_masks = [], 0, 0
+    for image, masks in rows:
+        name = f"{Path(image.path).stem}_{image.id}"
+        file_name = Path(image.path).name
+        if cfg.with_images:
+            file_name = name + Path(image.path).suffix.lower()
+            if not (out / file_name).is_file():
+                try:
+                    shutil.copyfile(project.image_path(image), stage / file_name)
+                except OSError as exc:
+                    skipped.append(f"image {image.id}: cannot copy its file ({exc})")
+                    continue
+        anns = _annotations(image, masks, skipped)
+        head = SA1BImage(image_id=image.id, width=image.width, height=image.height,
+                         file_name=file_name)
+        write_sa1b(stage / f"{name}.json", SA1BFile(head, anns))
+        names.append(f"{name}.json")
+        n_images += 1
+        n_masks += len(anns)
+    return n_images, n_masks, [out / n for n in names]
+
+
 def export_project(project: Project, out: str | os.PathLike, cfg: ExportConfig) -> ExportResult:
-    """Write the export under `out` (a folder for sa1b, a .json file or folder for coco)."""
+    """Write the export under `out` (a folder for sa1b, a .json file or folder for coco).
+
+    A stored row that cannot be exported (a mask whose RLE does not cover its image, an
+    image file that is gone with `with_images`) is left out and named in `skipped`. The
+    files are made in a hidden folder beside `out` and moved there at the end, so a failed
+    or killed export leaves no partial output."""
     rows = _rows(project, cfg)
     out = Path(out)
-    n_masks = sum(len(m) for _, m in rows)
+    skipped: list[str] = []
     if cfg.format == "sa1b":
-        out.mkdir(parents=True, exist_ok=True)
-        files = []
-        for image, masks in rows:
-            name = f"{Path(image.path).stem}_{image.id}"
-            file = out / f"{name}.json"
-            file_name = Path(image.path).name
-            if cfg.with_images:
-                file_name = name + Path(image.path).suffix.lower()
-                if not (out / file_name).is_file():
-                    tmp = out / f".{file_name}.tmp"
-                    shutil.copyfile(project.image_path(image), tmp)
-                    os.replace(tmp, out / file_name)
-            head = SA1BImage(image_id=image.id, width=image.width, height=image.height,
-                             file_name=file_name)
-            write_sa1b(file, SA1BFile(head, [_annotation(m, image) for m in masks]))
-            files.append(file)
-        return ExportResult(images=len(rows), masks=n_masks, files=files)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = out.parent / f".{out.name}.export-tmp"
+        shutil.rmtree(stage, ignore_errors=True)  # what a killed export left
+        stage.mkdir()
+        try:
+            n_images, n_masks, files = _export_sa1b(project, rows, out, stage, cfg, skipped)
+            _publish(stage, out)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        return ExportResult(images=n_images, masks=n_masks, files=files, skipped=skipped)
     file = out / "annotations.json" if out.suffix != ".json" else out
     file.parent.mkdir(parents=True, exist_ok=True)
+    anns = [(im, _annotations(im, masks, skipped)) for im, masks in rows]
+    class_of = {m.id: m.category_id for _, masks in rows for m in masks}
     with project.session() as s:
         categories, category = coco_categories(
-            s, {m.category_id for _, masks in rows for m in masks})
+            s, {class_of[a.id] for _, image_anns in anns for a in image_anns})
     coco = {
         "info": {"description": f"maskengine export of {project.root.name}"},
         "images": [{"id": im.id, "file_name": im.path, "width": im.width, "height": im.height}
                    for im, _ in rows],
-        "annotations": [{**asdict(_annotation(m, im)), "image_id": im.id,
-                         "category_id": category[m.category_id], "iscrowd": 0}
-                        for im, masks in rows for m in masks],
+        "annotations": [{**asdict(a), "image_id": im.id,
+                         "category_id": category[class_of[a.id]], "iscrowd": 0}
+                        for im, image_anns in anns for a in image_anns],
         "categories": categories,
     }
     write_atomic(file, json.dumps(coco).encode())
-    return ExportResult(images=len(rows), masks=n_masks, files=[file])
+    return ExportResult(images=len(rows), masks=sum(len(a) for _, a in anns), files=[file],
+                        skipped=skipped)

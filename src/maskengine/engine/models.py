@@ -138,6 +138,8 @@ class Mask(Base):
     review_state: Mapped[str] = mapped_column(String(20), default=ReviewState.pending.value)
     reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), nullable=True)
+    # Who made the latest change (create, edit, delete or review); `changes` holds them all.
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
@@ -148,6 +150,9 @@ class Mask(Base):
     image: Mapped[Image] = relationship(back_populates="masks")
     interactions: Mapped[list[Interaction]] = relationship(
         back_populates="mask", order_by="Interaction.id"
+    )
+    changes: Mapped[list[MaskChange]] = relationship(
+        back_populates="mask", order_by="MaskChange.id"
     )
 
     __mapper_args__ = {"version_id_col": version}
@@ -173,3 +178,19 @@ class Interaction(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     mask: Mapped[Mask] = relationship(back_populates="interactions")
+
+
+class MaskChange(Base):
+    """One change of a mask and who made it: kind "create", "edit", "delete" or "review";
+    `version` is the mask's version after the change."""
+
+    __tablename__ = "mask_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mask_id: Mapped[int] = mapped_column(ForeignKey("masks.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    detail: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    mask: Mapped[Mask] = relationship(back_populates="changes")

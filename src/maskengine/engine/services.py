@@ -22,6 +22,7 @@ from .models import (
     ImageStatus,
     Interaction,
     Mask,
+    MaskChange,
     MaskSource,
     ModelVersion,
     ReviewState,
@@ -202,6 +203,13 @@ def _record(mask: Mask, kind: str, data: InteractionData | None, user: User,
     ))
 
 
+def _log(mask: Mask, kind: str, user: User, detail: str = "") -> None:
+    """Record who made this change; `version` is the one the change gives the mask."""
+    mask.updated_by_id = user.id
+    version = 1 if kind == "create" else mask.version + 1
+    mask.changes.append(MaskChange(version=version, kind=kind, user_id=user.id, detail=detail))
+
+
 def create_mask(
     s: Session, *, image_id: int, counts: str | Sequence[int], author: User,
     source: MaskSource = MaskSource.manual, model_version_id: int | None = None,
@@ -219,8 +227,23 @@ def create_mask(
     _set_shape(mask, _encoded(counts, image))
     s.add(mask)
     _record(mask, "create", interaction, author, model_version_id)
+    _log(mask, "create", author)
     s.flush()
     return mask
+
+
+def may_change(mask: Mask, user: User) -> None:
+    """Raise Forbidden unless `user` may edit or delete `mask`: reviewers and admins any
+    mask; an annotator only the masks they made, and only while no reviewer has approved
+    or rejected them."""
+    if user.role in (Role.reviewer.value, Role.admin.value):
+        return
+    if mask.author_id != user.id:
+        raise Forbidden(f"mask {mask.id} was made by another user; an annotator changes only "
+                        "their own masks (a reviewer or an admin may change any)")
+    if mask.review_state != ReviewState.pending.value:
+        raise Forbidden(f"mask {mask.id} is {mask.review_state} by a reviewer; only a reviewer "
+                        "or an admin may change it now")
 
 
 def _check_version(mask: Mask, expected: int) -> None:
@@ -231,11 +254,14 @@ def _check_version(mask: Mask, expected: int) -> None:
         )
 
 
-def _flush(s: Session, mask: Mask) -> None:
+def _flush(s: Session, mask_id: int) -> None:
     try:
         s.flush()
     except StaleDataError as exc:  # a concurrent writer bumped the version under us
-        raise Conflict(f"mask {mask.id} was changed by someone else; reload it") from exc
+        # The failed flush expired the session's objects; nothing may read them now.
+        s.rollback()
+        raise Conflict(f"mask {mask_id} was changed by someone else while you saved; "
+                       "reload it and redo your change") from exc
 
 
 def update_mask(
@@ -245,28 +271,38 @@ def update_mask(
     category_id: int | None = None,
 ) -> Mask:
     """Replace a mask's shape (and, with set_category, its category: None clears it).
-    Refused with Conflict when `expected_version` is stale."""
+    Refused with Forbidden when `user` may not change it (see `may_change`) and with
+    Conflict when `expected_version` is stale."""
     mask = get_mask(s, mask_id=mask_id)
+    may_change(mask, user)
     _check_version(mask, expected_version)
-    if counts is not None:
-        _set_shape(mask, _encoded(counts, mask.image))
-        mask.review_state = ReviewState.pending.value  # a changed mask needs a new review
-    if set_category and category_id != mask.category_id:
-        check_category(s, category_id)
-        mask.category_id = category_id
-        mask.review_state = ReviewState.pending.value
-    mask.updated_at = utcnow()
-    _record(mask, "edit", interaction, user, model_version_id)
-    _flush(s, mask)
+    # No flush before ours: one in the middle (a lazy load) would meet a concurrent
+    # writer's version outside `_flush` and end the request with a 500.
+    with s.no_autoflush:
+        if counts is not None:
+            _set_shape(mask, _encoded(counts, mask.image))
+            mask.review_state = ReviewState.pending.value  # a changed mask needs a new review
+        if set_category and category_id != mask.category_id:
+            check_category(s, category_id)
+            mask.category_id = category_id
+            mask.review_state = ReviewState.pending.value
+        mask.updated_at = utcnow()
+        _record(mask, "edit", interaction, user, model_version_id)
+        _log(mask, "edit", user)
+    _flush(s, mask_id)
     return mask
 
 
 def delete_mask(s: Session, *, mask_id: int, expected_version: int, user: User) -> Mask:
-    """Soft delete: the row stays (with its interactions) for statistics and undo."""
+    """Soft delete: the row stays (with its interactions) for statistics and undo. The same
+    rules as `update_mask`."""
     mask = get_mask(s, mask_id=mask_id)
+    may_change(mask, user)
     _check_version(mask, expected_version)
-    mask.deleted_at = mask.updated_at = utcnow()
-    _flush(s, mask)
+    with s.no_autoflush:
+        mask.deleted_at = mask.updated_at = utcnow()
+        _log(mask, "delete", user)
+    _flush(s, mask_id)
     return mask
 
 
@@ -276,8 +312,10 @@ def review_mask(
     require_role(reviewer, Role.reviewer)
     mask = get_mask(s, mask_id=mask_id)
     _check_version(mask, expected_version)
-    mask.review_state = ReviewState(state).value
-    mask.reviewer_id = reviewer.id
-    mask.updated_at = utcnow()
-    _flush(s, mask)
+    with s.no_autoflush:
+        mask.review_state = ReviewState(state).value
+        mask.reviewer_id = reviewer.id
+        mask.updated_at = utcnow()
+        _log(mask, "review", reviewer, detail=mask.review_state)
+    _flush(s, mask_id)
     return mask

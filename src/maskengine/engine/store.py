@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,6 +105,33 @@ class AddResult:
     added: int = 0
     duplicates: int = 0
     unreadable: list[str] = dataclasses.field(default_factory=list)
+    reasons: dict[str, str] = dataclasses.field(default_factory=dict)  # path -> why
+
+    def skip(self, path: str, reason: str) -> None:
+        self.unreadable.append(path)
+        self.reasons[path] = reason
+
+
+def scan_images(folder: Path, result: AddResult) -> list[Path]:
+    """Image files under `folder`, recursively, resolved. Links to folders are not
+    followed (no loops); an entry that cannot be read (a link loop, a dangling link, a
+    folder without permission) goes to `result` with the reason and the scan goes on."""
+    found = []
+
+    def on_error(exc: OSError) -> None:
+        result.skip(str(exc.filename), f"cannot list folder: {exc.strerror or exc}")
+
+    for top, _dirs, names in os.walk(folder, onerror=on_error, followlinks=False):
+        for name in sorted(names):
+            if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            path = Path(top) / name
+            try:
+                found.append(path.resolve(strict=True))
+            except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop (Python<3.13)
+                why = "link loop" if "loop" in str(exc).lower() else "dangling link"
+                result.skip(str(path), f"{why}: {exc}")
+    return found
 
 
 class Project:
@@ -153,23 +181,30 @@ class Project:
         self.engine.dispose()
 
     # -- images --------------------------------------------------------------------------
-    def add_images(self, paths: Iterable[Path]) -> AddResult:
-        """Register image files (skipping content duplicates). The split is fixed by the
-        content hash, so re-adding or moving files never moves an image between splits."""
-        result = AddResult()
+    def add_images(self, paths: Iterable[Path], result: AddResult | None = None) -> AddResult:
+        """Register image files (skipping content duplicates; unreadable ones are listed in
+        the result with the reason). The split is fixed by the content hash, so re-adding
+        or moving files never moves an image between splits."""
+        result = result or AddResult()
+        resolved = []
+        for p in paths:
+            try:
+                resolved.append(Path(p).resolve(strict=True))
+            except (OSError, RuntimeError) as exc:
+                result.skip(str(p), f"cannot resolve: {exc}")
         with self.session() as s:
             known = set(s.scalars(select(Image.sha256)))
             has_val = s.scalar(select(Image.id).where(Image.split == "val").limit(1)) is not None
             added: list[tuple[float, Image]] = []
-            for path in sorted(Path(p).resolve() for p in paths):
+            for path in sorted(resolved):
                 try:
                     with PILImage.open(path) as im:
                         width, height = im.size
                         im.verify()
-                except Exception:  # PIL raises many types for a bad file
-                    result.unreadable.append(str(path))
+                    sha = file_sha256(path)
+                except Exception as exc:  # PIL raises many types for a bad file
+                    result.skip(str(path), f"not a readable image: {exc}")
                     continue
-                sha = file_sha256(path)
                 if sha in known:
                     result.duplicates += 1
                     continue
@@ -193,12 +228,13 @@ class Project:
                 min(added, key=lambda a: a[0])[1].split = "val"
         return result
 
-    def add_image_dir(self, folder: str | os.PathLike) -> AddResult:
+    def add_image_dir(self, folder: str | os.PathLike,
+                      result: AddResult | None = None) -> AddResult:
         folder = Path(folder)
         if not folder.is_dir():
             raise ProjectError(f"image folder {folder} does not exist")
-        files = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
-        return self.add_images(files)
+        result = result or AddResult()
+        return self.add_images(scan_images(folder, result), result)
 
     # -- users ---------------------------------------------------------------------------
     def add_user(self, name: str, role: Role | str = Role.annotator) -> str:
@@ -214,31 +250,71 @@ class Project:
 
 def init_project(
     root: str | os.PathLike, images_dir: str | os.PathLike, *, db_url: str = "",
-    val_fraction: float = 0.1, admin: str = "admin", classes: list[str] | None = None,
+    val_fraction: float = 0.1, admin: str = "admin", result: AddResult | None = None,
+    classes: list[str] | None = None,
 ) -> tuple[Project, str]:
     """Create a project folder and database, register the images of `images_dir`, an
     admin user, and the mask classes `classes` (none: class-agnostic). Returns the open
-    project and the admin's token."""
+    project and the admin's token; `result`, when given, receives what was added and the
+    unreadable entries of the folder (skipped).
+
+    All or nothing: when any step fails, what this call created (the folder or the files
+    in it, a SQLite database file) is removed, so the same command can be run again."""
     root = Path(root).resolve()
     if (root / PROJECT_FILE).exists():
         raise ProjectError(f"{root} is already a maskengine project")
     images = Path(images_dir).resolve()
     if not images.is_dir():
         raise ProjectError(f"image folder {images} does not exist")
+    made_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
+    before = set(root.iterdir())
+    sqlite_file = _sqlite_file(db_url)
+    made_db = sqlite_file is not None and not sqlite_file.exists()
     try:
         rel = os.path.relpath(images, root)
     except ValueError:  # another drive on Windows
         rel = str(images)
     config = ProjectConfig(images_dir=rel, db_url=db_url, val_fraction=val_fraction)
-    _write_atomic(root / PROJECT_FILE, json.dumps(dataclasses.asdict(config), indent=1) + "\n")
-    project = Project.open(root)
-    project.add_image_dir(images)
-    token = project.add_user(admin, Role.admin)
-    if classes:
-        from .categories import add_categories
+    project = None
+    try:
+        _write_atomic(root / PROJECT_FILE,
+                      json.dumps(dataclasses.asdict(config), indent=1) + "\n")
+        project = Project.open(root)
+        project.add_image_dir(images, result)
+        token = project.add_user(admin, Role.admin)
+        if classes:
+            from .categories import add_categories
 
-        with project.session() as s:
-            add_categories(s, classes)
-    _write_atomic(root / "admin_token", token + "\n", mode=0o600)
+            with project.session() as s:
+                add_categories(s, classes)
+        _write_atomic(root / "admin_token", token + "\n", mode=0o600)
+    except BaseException:
+        if project is not None:
+            project.close()
+        _remove_new(root, before, made_root)
+        if made_db and sqlite_file is not None:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
+        raise
     return project, token
+
+
+def _sqlite_file(db_url: str) -> Path | None:
+    """The file of a `sqlite:///path` URL (None for the default store.db or other
+    databases)."""
+    prefix = "sqlite:///"
+    if db_url.startswith(prefix) and len(db_url) > len(prefix):
+        return Path(db_url[len(prefix):]).resolve()
+    return None
+
+
+def _remove_new(root: Path, before: set[Path], made_root: bool) -> None:
+    if made_root:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for p in set(root.iterdir()) - before:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)

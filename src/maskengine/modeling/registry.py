@@ -126,6 +126,10 @@ def infer_config(sd: Mapping[str, torch.Tensor]) -> SamConfig:
         if "image_encoder.patch_embed.seq.0.c.weight" in sd:
             return _infer_tiny_vit(sd)
         pos = sd["image_encoder.pos_embed"]
+        if pos.ndim != 4 or pos.shape[1] != pos.shape[2] or min(pos.shape) < 1:
+            raise CheckpointError(
+                f"image_encoder.pos_embed has shape {list(pos.shape)}; a SAM encoder's is "
+                "[1, grid, grid, embed dim]")
         patch = sd["image_encoder.patch_embed.proj.weight"].shape[-1]
         depth = _count(sd, r"image_encoder\.blocks\.(\d+)\.")
         grid = pos.shape[1]
@@ -147,6 +151,11 @@ def infer_config(sd: Mapping[str, torch.Tensor]) -> SamConfig:
         raise CheckpointError(
             f"cannot infer the model size: the state_dict lacks SAM key {exc}"
         ) from exc
+    except (ValueError, ZeroDivisionError) as exc:  # shapes that make no SamConfig
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"cannot infer the model size from the state_dict's shapes: "
+                              f"{exc}") from exc
 
 
 def describe(cfg: SamConfig) -> str:
@@ -173,8 +182,8 @@ def check_fits(model: Sam, sd: Mapping[str, torch.Tensor], source: str) -> None:
         return
     try:
         size = describe(infer_config(sd))
-    except CheckpointError:
-        size = "not a complete SAM state_dict"
+    except CheckpointError as exc:
+        size = f"not a SAM state_dict of any size ({exc})"
     parts = [f"checkpoint {source} is {size} but the model is {describe(model.config)}"]
     if mismatched:
         k = mismatched[0]

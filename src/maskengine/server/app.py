@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -23,6 +24,7 @@ from ..engine.rounds import promote, served_version
 from ..engine.segmenter import ModelSpec, Segmenter, model_key
 from ..engine.store import Project
 from .deps import AppState
+from .limits import BodyLimit, validation_error
 from .round_runner import NoRound, RoundRunner
 from .routes import categories, images, masks, rounds, system
 from .settings import ServerSettings
@@ -96,6 +98,8 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
     for router in (system.router, images.router, masks.router, rounds.router,
                    categories.router):
         app.include_router(router, prefix="/api")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, validation_error)
 
     @app.exception_handler(NotFound)
     async def _not_found(_req: Request, exc: NotFound) -> JSONResponse:

@@ -24,6 +24,7 @@ def mask_public(mask: Mask) -> MaskPublic:
         bbox=[mask.bbox_x, mask.bbox_y, mask.bbox_w, mask.bbox_h], area=mask.area,
         source=mask.source, model_version_id=mask.model_version_id,
         predicted_iou=mask.predicted_iou, author_id=mask.author_id,
+        updated_by_id=mask.updated_by_id,
         review_state=mask.review_state, category_id=mask.category_id, version=mask.version,
         created_at=mask.created_at,
         updated_at=mask.updated_at, deleted=mask.deleted_at is not None,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,7 @@ from ..engine import services
 from ..engine.models import Image, User
 from ..engine.segmenter import ImageRef, Segmenter
 from ..engine.store import Project
+from .schemas import MAX_INT
 from .settings import ServerSettings
 
 
@@ -93,3 +94,7 @@ def current_user(
 
 
 UserDep = Annotated[User, Depends(current_user)]
+
+# Ids in paths fit the INTEGER column they are looked up in (32-bit on PostgreSQL).
+ImageId = Annotated[int, Path(ge=1, le=MAX_INT, description="an image's id")]
+MaskId = Annotated[int, Path(ge=1, le=MAX_INT, description="a mask's id")]

@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..engine.models import ImageStatus, MaskSource, ReviewState
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+# Ids and counters are INTEGER columns, 32-bit on PostgreSQL: a larger number is refused at
+# the door (422) rather than by the database (500).
+MAX_INT = 2**31 - 1
+DbInt = Annotated[int, Field(ge=0, le=MAX_INT)]
+DbId = Annotated[int, Field(ge=1, le=MAX_INT)]
 
 
 class PointIn(BaseModel):
@@ -88,13 +93,27 @@ class EventIn(BaseModel):
     y: Finite | None = None
     label: Literal[0, 1] | None = None
     box: tuple[Finite, Finite, Finite, Finite] | None = None
-    radius: Finite | None = None
-    candidate: int | None = None
+    radius: Finite | None = Field(None, ge=0)
+    candidate: int | None = Field(None, ge=0, le=255)
+
+    @model_validator(mode="after")
+    def _has_its_fields(self) -> EventIn:
+        missing = [f for f in EVENT_FIELDS[self.type] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.type!r} event needs {', '.join(missing)}")
+        return self
+
+
+# What each kind of event must carry (the page sends these; exports and statistics read them).
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "point": ("x", "y", "label"), "box": ("box",), "brush": ("x", "y"), "erase": ("x", "y"),
+    "cycle": ("candidate",), "undo": (), "clear": (), "select": (),
+}
 
 
 class InteractionIn(BaseModel):
     events: list[EventIn] = Field(default_factory=list, max_length=20000)
-    n_clicks: int = Field(0, ge=0)
+    n_clicks: int = Field(0, ge=0, le=MAX_INT)
     seconds: Finite = Field(0.0, ge=0)
 
 
@@ -104,14 +123,14 @@ Counts = str | list[Annotated[int, Field(ge=0)]]
 class MaskCreate(BaseModel):
     counts: Counts
     source: MaskSource = MaskSource.manual
-    model_version_id: int | None = None
+    model_version_id: DbId | None = None
     predicted_iou: Finite | None = None
     interaction: InteractionIn | None = None
     category_id: int | None = Field(None, description="the mask's class (projects with classes)")
 
 
 class MaskUpdate(BaseModel):
-    version: int = Field(description="the version you edited; a stale one gives 409")
+    version: DbInt = Field(description="the version you edited; a stale one gives 409")
     counts: Counts | None = None
     interaction: InteractionIn | None = None
     category_id: int | None = Field(
@@ -128,7 +147,7 @@ class CategoriesIn(BaseModel):
 
 
 class ReviewIn(BaseModel):
-    version: int
+    version: DbInt
     state: ReviewState
 
 
@@ -144,6 +163,7 @@ class MaskPublic(BaseModel):
     model_version_id: int | None
     predicted_iou: float | None
     author_id: int | None
+    updated_by_id: int | None = Field(description="who made the latest change")
     review_state: str
     category_id: int | None = None
     version: int

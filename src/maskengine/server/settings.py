@@ -35,6 +35,8 @@ class ServerSettings:
                 "started from this server's page still switches)"})
     keep_versions: int = field(default=2, metadata={
         "help": "model versions whose embeddings stay cached on disk, the served one included"})
+    max_body_bytes: int = field(default=4 * 1024 * 1024, metadata={
+        "help": "largest request body accepted (bigger: 413)"})
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -45,5 +47,7 @@ class ServerSettings:
             raise ValueError(f"keep_versions must be >= 1, got {self.keep_versions}")
         if self.model_poll < 0:
             raise ValueError(f"model_poll must be >= 0, got {self.model_poll}")
+        if self.max_body_bytes < 1024:
+            raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
         if self.prefetch < 0 or self.memory_cache < 1 or self.threads < 0:
             raise ValueError("prefetch and threads must be >= 0, memory_cache >= 1")

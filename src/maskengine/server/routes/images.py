@@ -11,8 +11,8 @@ from fastapi.responses import FileResponse
 from ...engine import services
 from ...engine.segmenter import make_prompt
 from ..convert import candidate_public, image_public
-from ..deps import SessionDep, StateDep, UserDep
-from ..schemas import EmbeddingOut, ImagePage, ImagePublic, PredictIn, PredictOut, StatusIn
+from ..deps import ImageId, SessionDep, StateDep, UserDep
+from ..schemas import MAX_INT, EmbeddingOut, ImagePage, ImagePublic, PredictIn, PredictOut, StatusIn
 
 router = APIRouter(prefix="/images", tags=["images"])
 
@@ -20,7 +20,8 @@ router = APIRouter(prefix="/images", tags=["images"])
 @router.get("", response_model=ImagePage)
 def list_images(
     session: SessionDep, _user: UserDep,
-    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     filter: Annotated[Literal["all", "todo", "done", "review"], Query(
         description="todo / done by status; review: with masks waiting for review")] = "all",
 ) -> ImagePage:
@@ -32,7 +33,8 @@ def list_images(
 
 @router.get("/next", response_model=ImagePublic)
 def next_image(
-    session: SessionDep, _user: UserDep, after: int | None = None, backwards: bool = False,
+    session: SessionDep, _user: UserDep,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None, backwards: bool = False,
     todo_only: bool = True,
 ) -> ImagePublic:
     """The next (or, with backwards, the previous) image to annotate after `after`."""
@@ -44,7 +46,9 @@ def next_image(
 
 
 @router.get("/{image_id}", response_model=ImagePublic)
-def get_image(image_id: int, state: StateDep, session: SessionDep, _user: UserDep) -> ImagePublic:
+def get_image(
+    image_id: ImageId, state: StateDep, session: SessionDep, _user: UserDep
+) -> ImagePublic:
     """An image's record. Opening an image starts computing, in the background, the
     embeddings of this image and of the next ones in the queue."""
     image = services.get_image(session, image_id=image_id)
@@ -57,7 +61,7 @@ def get_image(image_id: int, state: StateDep, session: SessionDep, _user: UserDe
 
 
 @router.get("/{image_id}/file", response_class=FileResponse)
-def image_file(image_id: int, state: StateDep, session: SessionDep, _user: UserDep):
+def image_file(image_id: ImageId, state: StateDep, session: SessionDep, _user: UserDep):
     image = services.get_image(session, image_id=image_id)
     path = state.project.image_path(image)
     if not path.is_file():
@@ -66,13 +70,15 @@ def image_file(image_id: int, state: StateDep, session: SessionDep, _user: UserD
 
 
 @router.put("/{image_id}/status", response_model=ImagePublic)
-def set_status(image_id: int, body: StatusIn, session: SessionDep, _user: UserDep) -> ImagePublic:
+def set_status(
+    image_id: ImageId, body: StatusIn, session: SessionDep, _user: UserDep
+) -> ImagePublic:
     return image_public(services.set_image_status(session, image_id=image_id, status=body.status))
 
 
 @router.post("/{image_id}/embedding", response_model=EmbeddingOut)
 def prepare_embedding(
-    image_id: int, state: StateDep, session: SessionDep, _user: UserDep
+    image_id: ImageId, state: StateDep, session: SessionDep, _user: UserDep
 ) -> EmbeddingOut:
     """Compute (or load) the image's embedding now; answers when it is ready."""
     image = services.get_image(session, image_id=image_id)
@@ -83,7 +89,7 @@ def prepare_embedding(
 
 @router.post("/{image_id}/predict", response_model=PredictOut)
 def predict(
-    image_id: int, body: PredictIn, state: StateDep, session: SessionDep, _user: UserDep
+    image_id: ImageId, body: PredictIn, state: StateDep, session: SessionDep, _user: UserDep
 ) -> PredictOut:
     """Points, a box and/or the previous mask's logits -> candidate masks, best first."""
     image = services.get_image(session, image_id=image_id)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, status
 from ...engine import services
 from ...engine.services import InteractionData
 from ..convert import mask_public
-from ..deps import SessionDep, UserDep
-from ..schemas import InteractionIn, MaskCreate, MaskPublic, MaskUpdate, ReviewIn
+from ..deps import ImageId, MaskId, SessionDep, UserDep
+from ..schemas import MAX_INT, InteractionIn, MaskCreate, MaskPublic, MaskUpdate, ReviewIn
 
 router = APIRouter(tags=["masks"])
 
@@ -24,7 +24,7 @@ def _interaction(body: InteractionIn | None) -> InteractionData | None:
 
 @router.get("/images/{image_id}/masks", response_model=list[MaskPublic])
 def list_masks(
-    image_id: int, session: SessionDep, _user: UserDep, include_deleted: bool = False
+    image_id: ImageId, session: SessionDep, _user: UserDep, include_deleted: bool = False
 ) -> list[MaskPublic]:
     masks = services.list_masks(session, image_id=image_id, include_deleted=include_deleted)
     return [mask_public(m) for m in masks]
@@ -32,7 +32,9 @@ def list_masks(
 
 @router.post("/images/{image_id}/masks", response_model=MaskPublic,
              status_code=status.HTTP_201_CREATED)
-def accept_mask(image_id: int, body: MaskCreate, session: SessionDep, user: UserDep) -> MaskPublic:
+def accept_mask(
+    image_id: ImageId, body: MaskCreate, session: SessionDep, user: UserDep
+) -> MaskPublic:
     """Save an accepted mask with the interaction that made it. Committed before the answer."""
     mask = services.create_mask(
         session, image_id=image_id, counts=body.counts, author=user, source=body.source,
@@ -43,13 +45,13 @@ def accept_mask(image_id: int, body: MaskCreate, session: SessionDep, user: User
 
 
 @router.get("/masks/{mask_id}", response_model=MaskPublic)
-def get_mask(mask_id: int, session: SessionDep, _user: UserDep) -> MaskPublic:
+def get_mask(mask_id: MaskId, session: SessionDep, _user: UserDep) -> MaskPublic:
     return mask_public(services.get_mask(session, mask_id=mask_id))
 
 
 @router.put("/masks/{mask_id}", response_model=MaskPublic,
             responses={409: {"description": "the mask changed since `version`"}})
-def edit_mask(mask_id: int, body: MaskUpdate, session: SessionDep, user: UserDep) -> MaskPublic:
+def edit_mask(mask_id: MaskId, body: MaskUpdate, session: SessionDep, user: UserDep) -> MaskPublic:
     mask = services.update_mask(
         session, mask_id=mask_id, expected_version=body.version, user=user,
         counts=body.counts, interaction=_interaction(body.interaction),
@@ -61,7 +63,8 @@ def edit_mask(mask_id: int, body: MaskUpdate, session: SessionDep, user: UserDep
 @router.delete("/masks/{mask_id}", response_model=MaskPublic,
                responses={409: {"description": "the mask changed since `version`"}})
 def delete_mask(
-    mask_id: int, version: Annotated[int, Query()], session: SessionDep, user: UserDep
+    mask_id: MaskId, version: Annotated[int, Query(ge=0, le=MAX_INT)], session: SessionDep,
+    user: UserDep,
 ) -> MaskPublic:
     """Soft delete (kept for statistics); `version` as for an edit."""
     return mask_public(services.delete_mask(session, mask_id=mask_id, expected_version=version,
@@ -69,7 +72,7 @@ def delete_mask(
 
 
 @router.post("/masks/{mask_id}/review", response_model=MaskPublic)
-def review_mask(mask_id: int, body: ReviewIn, session: SessionDep, user: UserDep) -> MaskPublic:
+def review_mask(mask_id: MaskId, body: ReviewIn, session: SessionDep, user: UserDep) -> MaskPublic:
     """Approve or reject a mask (reviewers and admins)."""
     return mask_public(services.review_mask(session, mask_id=mask_id,
                                             expected_version=body.version, state=body.state,
