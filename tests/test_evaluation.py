@@ -170,5 +170,5 @@ def test_eval_command_names_a_bad_checkpoint_without_a_traceback(tmp_path):
     from maskengine.cli import app
 
     out = CliRunner().invoke(app, ["eval", "--model", "vit_t", "--checkpoint",
-                                   str(tmp_path / "missing.pt")])
+                                   str(tmp_path / "missing.pt")], env={"COLUMNS": "400"})
     assert out.exit_code == 2 and "does not exist" in out.output

@@ -300,11 +300,10 @@ class EvalConfig:
 def run_evaluation(cfg: EvalConfig, progress: bool = True) -> dict:
     """Evaluate as `cfg` says; returns the figures (a JSON-ready dict), writes cfg.out."""
     import json
-    import os
-    from pathlib import Path
 
     import torch
 
+    from .atomic import write_atomic
     from .data import drop_large, open_dataset
     from .predictor import Predictor
 
@@ -356,11 +355,7 @@ def run_evaluation(cfg: EvalConfig, progress: bool = True) -> dict:
                 bar.advance(task)
             result["proposals"] = counter.summary()
     if cfg.out:
-        path = Path(cfg.out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, path)
+        write_atomic(cfg.out, json.dumps(result, indent=2))
     return result
 
 

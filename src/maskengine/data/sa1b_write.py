@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from ..masks import compress_rle, encode_rle
 
 
@@ -60,24 +61,9 @@ class SA1BFile:
         return {"image": asdict(self.image), "annotations": [asdict(a) for a in self.annotations]}
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a kill leaves either the old file or the new one:
-    a temp file beside it, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_sa1b(path: str | os.PathLike, file: SA1BFile) -> None:
     """Write one image's SA-1B JSON atomically."""
-    write_atomic(Path(path), json.dumps(file.to_dict(), separators=(",", ":")).encode())
+    write_atomic(path, json.dumps(file.to_dict(), separators=(",", ":")).encode())
 
 
 def is_complete_sa1b(path: str | os.PathLike) -> bool:

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..atomic import remove_stale_temps, write_atomic
 from ..data.sa1b_write import (
     SA1BAnnotation,
     SA1BFile,
     SA1BImage,
     is_complete_sa1b,
-    write_atomic,
     write_sa1b,
 )
 from ..masks import decode_rle
@@ -196,6 +196,8 @@ def run_auto(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = find_jobs(inputs, out)
+    for folder in {out, *(j.json_path.parent for j in jobs)}:
+        remove_stale_temps(folder)  # what a killed run was writing
     errors_path = out / ERRORS
     write_atomic(errors_path, b"")
     todo = [j for j in jobs if not is_done(j, overlay)]

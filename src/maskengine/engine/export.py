@@ -17,7 +17,8 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from ..data.sa1b_write import SA1BAnnotation, SA1BFile, SA1BImage, write_atomic, write_sa1b
+from ..atomic import atomic_open, remove_stale_temps, write_atomic
+from ..data.sa1b_write import SA1BAnnotation, SA1BFile, SA1BImage, write_sa1b
 from .models import Image, Mask, ReviewState
 from .store import Project
 
@@ -95,6 +96,7 @@ def export_project(project: Project, out: str | os.PathLike, cfg: ExportConfig) 
     n_masks = sum(len(m) for _, m in rows)
     if cfg.format == "sa1b":
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out)
         files = []
         for image, masks in rows:
             name = f"{Path(image.path).stem}_{image.id}"
@@ -103,9 +105,9 @@ def export_project(project: Project, out: str | os.PathLike, cfg: ExportConfig) 
             if cfg.with_images:
                 file_name = name + Path(image.path).suffix.lower()
                 if not (out / file_name).is_file():
-                    tmp = out / f".{file_name}.tmp"
-                    shutil.copyfile(project.image_path(image), tmp)
-                    os.replace(tmp, out / file_name)
+                    with open(project.image_path(image), "rb") as src, \
+                            atomic_open(out / file_name) as dst:
+                        shutil.copyfileobj(src, dst)
             head = SA1BImage(image_id=image.id, width=image.width, height=image.height,
                              file_name=file_name)
             write_sa1b(file, SA1BFile(head, [_annotation(m, image) for m in masks]))

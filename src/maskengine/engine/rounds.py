@@ -27,6 +27,7 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..atomic import atomic_open
 from ..config import SamConfig
 from ..data.types import Sample
 from ..training.config import StopTraining, TrainingConfig
@@ -313,8 +314,8 @@ def _run_round(project: Project, cfg: RoundConfig, progress: bool,
     trained = train(tcfg, progress=progress, dataset=data, on_step=on_step)
     train_seconds = time.perf_counter() - t0
     weights = run_dir / "model.pt"
-    shutil.copyfile(trained, weights.with_suffix(".tmp"))
-    weights.with_suffix(".tmp").replace(weights)
+    with open(trained, "rb") as src, atomic_open(weights) as dst:
+        shutil.copyfileobj(src, dst)
 
     device = tcfg.device or "cpu"
     metrics: dict = {"train": {"images": len(train_set), "masks": train_set.num_masks,

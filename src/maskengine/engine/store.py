@@ -28,6 +28,7 @@ from PIL import Image as PILImage
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..atomic import write_atomic
 from .models import Image, Role, User
 
 PROJECT_FILE = "project.json"
@@ -89,14 +90,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -230,9 +223,9 @@ def init_project(
     except ValueError:  # another drive on Windows
         rel = str(images)
     config = ProjectConfig(images_dir=rel, db_url=db_url, val_fraction=val_fraction)
-    _write_atomic(root / PROJECT_FILE, json.dumps(dataclasses.asdict(config), indent=1) + "\n")
+    write_atomic(root / PROJECT_FILE, json.dumps(dataclasses.asdict(config), indent=1) + "\n")
     project = Project.open(root)
     project.add_image_dir(images)
     token = project.add_user(admin, Role.admin)
-    _write_atomic(root / "admin_token", token + "\n", mode=0o600)
+    write_atomic(root / "admin_token", token + "\n", mode=0o600)
     return project, token

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_open, remove_stale_temps, write_atomic
 from ..data import Dataset, open_dataset
 from ..modeling import Sam
 from ..modeling.registry import (
@@ -95,15 +95,8 @@ def lr_factor(step: int, cfg: TrainingConfig) -> float:
 
 
 def _save(obj: object, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        torch.save(obj, f)
 
 
 class Trainer:
@@ -161,7 +154,7 @@ class Trainer:
         if metrics.is_file() and self.rank == 0:  # drop lines written after the last save
             lines = [ln for ln in metrics.read_text().splitlines()
                      if ln and json.loads(ln)["step"] <= self.step]
-            _write_text(metrics, "".join(ln + "\n" for ln in lines))
+            write_atomic(metrics, "".join(ln + "\n" for ln in lines))
         return True
 
     def save(self) -> None:
@@ -266,7 +259,9 @@ class Trainer:
         main = self.rank == 0  # data-parallel ranks > 0 write nothing
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if main:
-            _write_text(self.run_dir / "config.json", json.dumps(
+            for folder in (self.run_dir, self.run_dir / "checkpoints"):
+                remove_stale_temps(folder)  # what a killed run was writing
+            write_atomic(self.run_dir / "config.json", json.dumps(
                 {"training": self.cfg.to_dict(), "model": self.model.config.to_dict(),
                  "processes": self.world}, indent=2))
         budget = self.cfg.max_cpu_minutes * 60.0
