@@ -367,9 +367,10 @@ def auto(
 
     from .engine.auto import run_auto
     from .generator import MaskGenerator
+    from .modeling import create_model
 
     try:
-        sam = _load_model(model, checkpoint, device)
+        sam = create_model(model, checkpoint, device)
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     if threads:
@@ -385,22 +386,6 @@ def auto(
     typer.echo(f"{s.total} images: {s.processed} annotated, {s.skipped} already done, "
                f"{s.failed} failed (see {out}/errors.jsonl); {s.masks} masks in "
                f"{s.seconds:.1f} s")
-
-
-def _load_model(model: str | None, checkpoint: str | None, device: str):  # noqa: ANN202
-    """A model by registered name, SamConfig JSON file or checkpoint alone."""
-    import json
-    from pathlib import Path
-
-    from .config import SamConfig
-    from .modeling import create_model
-
-    spec: str | SamConfig | None = model
-    if model is not None and model.endswith(".json"):
-        if not Path(model).is_file():
-            raise FileNotFoundError(f"model config {model} does not exist")
-        spec = SamConfig(**json.loads(Path(model).read_text()))
-    return create_model(spec, checkpoint=checkpoint, device=device)
 
 
 def main() -> None:  # pragma: no cover - console entry point

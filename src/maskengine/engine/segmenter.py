@@ -110,10 +110,8 @@ class ModelSpec:
     checkpoint: str | None = None
 
     def load(self, device: str = "cpu") -> Sam:
-        if self.config_path:
-            cfg = SamConfig(**json.loads(Path(self.config_path).read_text()))
-            return create_model(cfg, checkpoint=self.checkpoint, device=device)
-        return create_model(self.name, checkpoint=self.checkpoint, device=device)
+        return create_model(self.config_path or self.name, checkpoint=self.checkpoint,
+                            device=device)
 
     def weights_file(self) -> str | None:
         return self.checkpoint or (

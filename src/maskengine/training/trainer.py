@@ -22,12 +22,7 @@ import torch
 from ..atomic import atomic_open, remove_stale_temps, write_atomic
 from ..data import Dataset, open_dataset
 from ..modeling import Sam
-from ..modeling.registry import (
-    bundled_weights_path,
-    check_fits,
-    load_checkpoint,
-    resolve_config,
-)
+from ..modeling.registry import create_model, resolve_config
 from . import distributed
 from .batch import Batch, StepBatches
 from .config import StopTraining, TrainingConfig
@@ -35,22 +30,13 @@ from .interaction import simulate
 
 
 def build_model(cfg: TrainingConfig) -> Sam:
-    """A Sam from scratch (seeded), or initialised from `cfg.checkpoint`."""
+    """A Sam from scratch (seeded), or initialised from `cfg.checkpoint` (a file or
+    'bundled')."""
     torch.manual_seed(cfg.seed)
+    if cfg.checkpoint:
+        return create_model(cfg.model, cfg.checkpoint)
     model = Sam.from_config(resolve_config(cfg.model))
-    path: Path | None = None
-    if cfg.checkpoint == "bundled":
-        path = bundled_weights_path(cfg.model)
-        if path is None:
-            raise ValueError(f"model {cfg.model!r} has no bundled weights")
-    elif cfg.checkpoint:
-        path = Path(cfg.checkpoint)
-    if path is not None:
-        sd = load_checkpoint(path)
-        check_fits(model, sd, str(path))
-        model.load_state_dict(sd, strict=True)
-    else:
-        init_from_scratch(model)
+    init_from_scratch(model)
     return model
 
 
