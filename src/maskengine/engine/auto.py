@@ -28,9 +28,9 @@ from ..data.sa1b_write import (
     is_complete_sa1b,
     write_sa1b,
 )
+from ..image_files import is_image_file
 from ..masks import decode_rle
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
 DEFAULT_MAX_PIXELS = 50_000_000
 ERRORS = "errors.jsonl"
 SUMMARY = "summary.json"
@@ -73,7 +73,7 @@ def find_jobs(inputs: Sequence[str | os.PathLike], out_dir: Path) -> list[Job]:
         if root.is_dir():
             prefix = root.resolve().name + "/" if len(roots) > 1 else ""
             for p in sorted(root.rglob("*")):
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+                if is_image_file(p):
                     found.setdefault(p.resolve(), prefix + p.relative_to(root).as_posix())
         elif root.is_file():
             found.setdefault(root.resolve(), root.name)

@@ -29,10 +29,10 @@ from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..atomic import write_atomic
+from ..image_files import is_image_file
 from .models import Image, Role, User
 
 PROJECT_FILE = "project.json"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class ProjectError(ValueError):
@@ -190,7 +190,7 @@ class Project:
         folder = Path(folder)
         if not folder.is_dir():
             raise ProjectError(f"image folder {folder} does not exist")
-        files = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+        files = [p for p in folder.rglob("*") if is_image_file(p)]
         return self.add_images(files)
 
     # -- users ---------------------------------------------------------------------------
