@@ -8,15 +8,14 @@ import numpy as np
 import pytest
 
 from maskengine.evaluation import (
-    EvalConfig,
     InteractiveReport,
     RecallCounter,
     clicks_to,
     evaluate_interactive,
     interactive_ious,
     next_click,
-    run_evaluation,
 )
+from maskengine.evaluation_job import EvalConfig, run_evaluation
 
 
 def _square(h=40, w=50, y0=10, y1=30, x0=5, x1=25):

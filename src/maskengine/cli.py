@@ -166,7 +166,7 @@ def add_user(
 
 
 def _export_config():  # deferred import: the engine is not loaded for other commands
-    from .engine.export import ExportConfig
+    from .engine.export_config import ExportConfig
 
     return ExportConfig
 
@@ -318,7 +318,7 @@ def status(
 
 
 def _eval_config():
-    from .evaluation import EvalConfig
+    from .evaluation_job import EvalConfig
 
     return EvalConfig
 
@@ -327,7 +327,7 @@ def _eval_config():
 @config_options(_eval_config())
 def evaluate(config: Any) -> None:
     """Interactive mIoU (1/2/3/5/9 clicks, default and oracle), NoC@85/90, optional AR@k."""
-    from .evaluation import print_report, run_evaluation
+    from .evaluation_job import print_report, run_evaluation
 
     try:
         result = run_evaluation(config)
@@ -339,7 +339,7 @@ def evaluate(config: Any) -> None:
 
 
 def _generator_config():
-    from .generator import GeneratorConfig
+    from .config import GeneratorConfig
 
     return GeneratorConfig
 

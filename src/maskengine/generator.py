@@ -18,12 +18,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from .config import GeneratorConfig
 from .masks import (
     box_area,
     encode_rle,
@@ -36,51 +37,6 @@ from .masks import (
 from .modeling import Sam
 from .predictor import Predictor
 from .upsampling import UpsampleMap
-
-OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
-
-
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """Settings of the automatic mask generator (the official names and defaults)."""
-
-    points_per_side: int | None = _opt(
-        32, "Points sampled along one side of the image (grid of n x n); none with point grids.")
-    points_per_batch: int = _opt(64, "Points the decoder runs at once.")
-    pred_iou_thresh: float = _opt(0.88, "Keep masks whose predicted IoU is above this.")
-    stability_score_thresh: float = _opt(0.95, "Keep masks whose stability score is >= this.")
-    stability_score_offset: float = _opt(1.0, "Logit offset of the stability score.")
-    box_nms_thresh: float = _opt(0.7, "Box IoU above which NMS drops a mask within a crop.")
-    crop_n_layers: int = _opt(0, "Layers of zoomed crops (layer i: 2^i x 2^i crops).")
-    crop_nms_thresh: float = _opt(0.7, "Box IoU above which NMS drops a mask across crops.")
-    crop_overlap_ratio: float = _opt(
-        512 / 1500, "Overlap of neighbouring crops, as a fraction of the short side.")
-    crop_n_points_downscale_factor: int = _opt(
-        1, "Points per side in crop layer i: points_per_side / factor^i.")
-    min_mask_region_area: int = _opt(
-        0, "Fill holes and remove islands smaller than this many pixels (0: off).")
-    output_mode: str = _opt("binary_mask", "binary_mask, uncompressed_rle or coco_rle.")
-
-    def __post_init__(self) -> None:
-        if self.output_mode not in OUTPUT_MODES:
-            raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {self.output_mode!r}")
-        if self.points_per_side is not None and self.points_per_side < 1:
-            raise ValueError(f"points_per_side must be >= 1, got {self.points_per_side}")
-        for name in ("points_per_batch", "crop_n_points_downscale_factor"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("crop_n_layers", "min_mask_region_area"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("box_nms_thresh", "crop_nms_thresh"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0.0 <= self.crop_overlap_ratio < 1.0:
-            raise ValueError(f"crop_overlap_ratio must be in [0, 1), got {self.crop_overlap_ratio}")
 
 
 @dataclass(frozen=True)

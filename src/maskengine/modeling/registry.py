@@ -11,32 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ..config import SamConfig, TinyViTConfig
+from ..config import MODEL_CONFIGS, SamConfig, TinyViTConfig
 from .sam import Sam
-
-MODEL_CONFIGS: dict[str, SamConfig] = {
-    "vit_b": SamConfig(),
-    "vit_l": SamConfig(
-        encoder_embed_dim=1024, encoder_depth=24, encoder_num_heads=16,
-        encoder_global_attn_indexes=(5, 11, 17, 23),
-    ),
-    "vit_h": SamConfig(
-        encoder_embed_dim=1280, encoder_depth=32, encoder_num_heads=16,
-        encoder_global_attn_indexes=(7, 15, 23, 31),
-    ),
-    # MobileSAM (`mobile_sam.pt`): TinyViT encoder, the standard prompt encoder and decoder.
-    "vit_t": SamConfig(tiny_vit=TinyViTConfig()),
-    # The bundled model: small enough to train and run on a laptop CPU (a TinyViT encoder of
-    # 1.8M parameters, input 256, 16 x 16 embedding, prompt dim 128); weights in the package.
-    # Chosen by benchmarks/model_study.py: it learns fastest per CPU-minute (docs/training.md).
-    "tiny": SamConfig(
-        image_size=256, patch_size=16, prompt_embed_dim=128, decoder_mlp_dim=512,
-        iou_head_hidden_dim=128,
-        tiny_vit=TinyViTConfig(embed_dims=(32, 64, 128, 160), depths=(2, 2, 4, 2),
-                               num_heads=(1, 2, 4, 5), window_sizes=(7, 8, 8, 8),
-                               num_classes=0),
-    ),
-}
 
 # Weights shipped inside the package, loaded when no checkpoint is given.
 BUNDLED_WEIGHTS: dict[str, str] = {"tiny": "tiny.pt"}
