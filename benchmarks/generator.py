@@ -34,6 +34,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from common import environment, official_available, write_results  # noqa: E402
 from maskengine.parity import match_records  # noqa: E402
+from maskengine.threads import set_process_threads  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "fixtures" / "reference"
@@ -111,7 +112,7 @@ def test_image(height: int, width: int) -> np.ndarray:
 def worker(args: argparse.Namespace) -> None:
     """One implementation, one case, in this process: warm up on a small image, time one
     generate() on the real one, report peak RSS."""
-    torch.set_num_threads(2)
+    set_process_threads(2)
     params = json.loads(args.params)
     gen = make_generator(args.worker, params)
     gen_small = make_generator(args.worker, {**params, "points_per_side": 4})

@@ -41,6 +41,7 @@ import torch
 
 from maskengine.engine.segmenter import ImageRef, ModelSpec, Segmenter, make_prompt
 from maskengine.engine.store import init_project
+from maskengine.threads import set_process_threads
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import write_results  # noqa: E402
@@ -88,7 +89,7 @@ def in_process(model_name: str, requests: int, threads: int) -> dict:
 
 
 def _in_process(model_name: str, requests: int, threads: int) -> dict:
-    torch.set_num_threads(threads)
+    set_process_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         model = ModelSpec(model_name).load()
         seg = Segmenter(model, 0, Path(tmp))

@@ -368,15 +368,13 @@ def auto(
     from .engine.auto import run_auto
     from .generator import MaskGenerator
     from .modeling import create_model
+    from .threads import set_process_threads
 
     try:
         sam = create_model(model, checkpoint, device)
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    set_process_threads(threads)
     gen = MaskGenerator(sam, dataclasses.replace(config, output_mode="coco_rle"))
     try:
         s = run_auto(images, out, gen, overlay=overlay, max_pixels=max_pixels,

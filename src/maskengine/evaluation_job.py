@@ -55,11 +55,9 @@ def run_evaluation(cfg: EvalConfig, progress: bool = True) -> dict:
     from .evaluation import evaluate_interactive
     from .modeling import create_model
     from .predictor import Predictor
+    from .threads import set_process_threads
 
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+    set_process_threads(cfg.threads)
     model = create_model(cfg.model, cfg.checkpoint, cfg.device)
     dataset = open_dataset(cfg)
     n = min(cfg.num_images, len(dataset))

@@ -16,8 +16,6 @@ fraction of the time and memory.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -36,6 +34,7 @@ from .masks import (
 )
 from .modeling import Sam
 from .predictor import Predictor
+from .threads import single_threaded
 from .upsampling import UpsampleMap
 
 
@@ -223,7 +222,7 @@ class MaskGenerator:
                                      multimask_output=True)
         k = low.shape[1]
         pts = torch.as_tensor(np.repeat(points, k, axis=0))
-        with _single_thread():
+        with single_threaded():
             return self._filter(low.flatten(0, 1).float().cpu(),
                                 iou.flatten(0, 1).float().cpu(), pts, crop, image_size, index)
 
@@ -257,7 +256,7 @@ class MaskGenerator:
         self, cands: _Candidates, crops: list[_Crop], size: tuple[int, int]
     ) -> list[MaskRecord]:
         """Full-resolution masks of the survivors, the optional cleanup, and records."""
-        with _single_thread():
+        with single_threaded():
             return self._records_inner(cands, crops, size)
 
     def _records_inner(
@@ -314,19 +313,6 @@ class MaskGenerator:
         x0, y0 = crop.box[0], crop.box[1]
         mask[y0 + ly0:y0 + ly1 + 1, x0 + lx0:x0 + lx1 + 1] = part.numpy()
         return mask
-
-
-@contextmanager
-def _single_thread() -> Iterator[None]:
-    """Run torch single-threaded inside: the low-res work is many small ops, for which
-    OpenMP's per-op synchronisation costs more than a second thread gains (on a busy
-    machine, far more). The caller's thread count is restored."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _near_crop_edge(

@@ -23,6 +23,7 @@ from ..atomic import atomic_open, remove_stale_temps, write_atomic
 from ..data import Dataset, open_dataset
 from ..modeling import Sam
 from ..modeling.registry import create_model, resolve_config
+from ..threads import set_process_threads
 from . import distributed
 from .batch import Batch, StepBatches
 from .config import StopTraining, TrainingConfig
@@ -92,8 +93,7 @@ class Trainer:
         """dataset: the samples to train on; default: the one `cfg.data` names."""
         self.cfg = cfg
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        set_process_threads(cfg.threads)
         self.rank, self.world = distributed.init_from_env(self.device)
         self.run_dir = Path(cfg.out)
         self.model = build_model(cfg).to(self.device)
