@@ -3,6 +3,15 @@
 {"image": {image_id, width, height, file_name}, "annotations": [{id, segmentation (COCO RLE,
 counts as a string), bbox (XYWH), area, predicted_iou, stability_score, crop_box (XYWH),
 point_coords [[x, y]]}]}. Reading is `maskengine.data.sa1b`.
+
+Two box conventions meet here, each kept where it came from:
+- `maskengine auto` writes the official automatic mask generator's bbox: the inclusive box
+  of the mask (first and last column and row) as x0, y0, x1 - x0, y1 - y0, one pixel less
+  than the mask spans. Its records then match the official generator's and the SA-1B
+  release's, which the parity tests compare against.
+- `maskengine export` writes the bbox of the stored mask as pycocotools (`toBbox`) gives
+  it: the columns and rows the mask spans (x1 - x0 + 1), the COCO convention that COCO
+  tools and the store's own records use.
 """
 
 from __future__ import annotations
