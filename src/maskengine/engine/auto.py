@@ -14,7 +14,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +141,7 @@ def overlay_image(image: np.ndarray, segmentations: Sequence[dict]) -> np.ndarra
 
 def _log_error(errors_path: Path, job: Job, reason: str) -> None:
     line = json.dumps({"image": str(job.path), "name": job.name, "reason": reason,
-                       "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                       "time": datetime.now(UTC).isoformat(timespec="seconds")})
     with open(errors_path, "a") as f:
         f.write(line + "\n")
         f.flush()
