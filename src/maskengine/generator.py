@@ -128,7 +128,7 @@ class _Candidates:
 class _Crop:
     box: list[int]  # XYXY, image frame
     layer: int
-    umap: UpsampleMap
+    upsample_map: UpsampleMap
 
 
 class MaskGenerator:
@@ -214,7 +214,7 @@ class MaskGenerator:
         self, points: np.ndarray, crop: _Crop, image_size: tuple[int, int], index: int
     ) -> _Candidates:
         """Decode one batch of points (N x 2, crop-frame pixels), 3 masks each, and filter."""
-        ch, cw = crop.umap.out_size
+        ch, cw = crop.upsample_map.out_size
         coords = self.predictor.transform.apply_coords(points, (ch, cw))
         coords = torch.as_tensor(coords, dtype=torch.float32, device=self.model.device)
         labels = torch.ones(len(points), 1, dtype=torch.int, device=coords.device)
@@ -239,14 +239,14 @@ class MaskGenerator:
         thr = self.model.mask_threshold
         off = cfg.stability_score_offset
         # Full-resolution counts above thr +/- offset (stability) and above thr (box, empty).
-        counts, boxes = crop.umap.stats(low[keep], (thr + off, thr - off, thr), thr)
+        counts, boxes = crop.upsample_map.stats(low[keep], (thr + off, thr - off, thr), thr)
         stability = counts[:, 0] / counts[:, 1]  # int64 / int64 -> float32, as the official
         ok = torch.ones(len(keep), dtype=torch.bool)
         if cfg.stability_score_thresh > 0.0:
             ok = stability >= cfg.stability_score_thresh
         ok &= ~_near_crop_edge(boxes, crop.box, [0, 0, image_size[1], image_size[0]])
         keep, stability, boxes, filled = keep[ok], stability[ok], boxes[ok], counts[ok, 2]
-        windows = [crop.umap.crop_window(low[i], b) if n > 0 else None
+        windows = [crop.upsample_map.crop_window(low[i], b) if n > 0 else None
                    for i, b, n in zip(keep.tolist(), boxes, filled.tolist(), strict=True)]
         return _Candidates(iou[keep], stability, boxes, boxes, pts[keep],
                            torch.full((len(keep),), index), windows)
@@ -309,7 +309,7 @@ class MaskGenerator:
             return mask
         crop = crops[int(cands.crop[i])]
         lx0, ly0, lx1, ly1 = cands.local[i].tolist()
-        part = crop.umap.render(window, cands.local[i], self.model.mask_threshold)
+        part = crop.upsample_map.render(window, cands.local[i], self.model.mask_threshold)
         x0, y0 = crop.box[0], crop.box[1]
         mask[y0 + ly0:y0 + ly1 + 1, x0 + lx0:x0 + lx1 + 1] = part.numpy()
         return mask

@@ -27,7 +27,7 @@ from ..threads import set_process_threads
 from . import distributed
 from .batch import Batch, StepBatches
 from .config import StopTraining, TrainingConfig
-from .interaction import simulate
+from .interaction import interactive_rollout
 
 
 def build_model(cfg: TrainingConfig) -> Sam:
@@ -197,10 +197,11 @@ class Trainer:
                if cfg.amp and self.device.type == "cuda" else contextlib.nullcontext())
         with amp:
             emb = self._embed(batch.inputs.to(self.device), keys)
-            res = simulate(self.model, emb, batch, points=cfg.points, mask_only=cfg.mask_only,
-                           box_prob=cfg.box_prob, grad_iterations=cfg.grad_iterations,
-                           mask_hint=cfg.mask_hint, focal_alpha=cfg.focal_alpha,
-                           weights=(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight), gen=gen)
+            res = interactive_rollout(
+                self.model, emb, batch, points=cfg.points, mask_only=cfg.mask_only,
+                box_prob=cfg.box_prob, grad_iterations=cfg.grad_iterations,
+                mask_hint=cfg.mask_hint, focal_alpha=cfg.focal_alpha,
+                weights=(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight), gen=gen)
         (res.loss / (cfg.accumulate * self.world)).backward()
         return {"loss": float(res.loss.detach()), "focal": res.focal, "dice": res.dice,
                 "iou_mse": res.iou_mse, "iou_first": res.first_iou, "iou_last": res.last_iou,
