@@ -46,7 +46,7 @@ def test_init_registers_images_users_and_schema(tmp_path: Path, images: Path) ->
     assert (tmp_path / "proj" / "admin_token").read_text().strip() == token
     assert (tmp_path / "proj" / "admin_token").stat().st_mode & 0o077 == 0
     # The migrated schema is exactly the ORM's.
-    with project.engine.connect() as conn:
+    with project.db_engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         assert "alembic_version" in inspect(conn).get_table_names()
     with pytest.raises(ProjectError, match="already"):

@@ -71,11 +71,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
+def migrate(db_engine: Engine, revision: str = "head") -> None:
     """Bring the database schema to `revision` with the packaged Alembic migrations."""
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
-    with engine.begin() as conn:
+    with db_engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
@@ -102,11 +102,11 @@ class AddResult:
 class Project:
     """An open project: its folder, settings and database. Use `Project.open(path)`."""
 
-    def __init__(self, root: Path, config: ProjectConfig, engine: Engine) -> None:
+    def __init__(self, root: Path, config: ProjectConfig, db_engine: Engine) -> None:
         self.root = root
         self.config = config
-        self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.db_engine = db_engine  # SQLAlchemy's
+        self._sessions = sessionmaker(db_engine, expire_on_commit=False)
 
     @classmethod
     def open(cls, root: str | os.PathLike, db_url: str | None = None) -> Project:
@@ -117,9 +117,9 @@ class Project:
                                f"create one with `maskengine init {root} --images DIR`")
         config = ProjectConfig(**json.loads(file.read_text()))
         url = db_url or config.db_url or f"sqlite:///{root / 'store.db'}"
-        engine = make_engine(url)
-        migrate(engine)
-        return cls(root, config, engine)
+        db_engine = make_engine(url)
+        migrate(db_engine)
+        return cls(root, config, db_engine)
 
     @property
     def images_dir(self) -> Path:
@@ -143,7 +143,7 @@ class Project:
         return p if p.is_absolute() else self.images_dir / p
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.db_engine.dispose()
 
     # -- images --------------------------------------------------------------------------
     def add_images(self, paths: Iterable[Path]) -> AddResult:

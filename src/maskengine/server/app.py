@@ -71,7 +71,7 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = load_state(project_dir, settings)
-        app.state.engine = state
+        app.state.app_state = state
         app.state.watcher = watcher = ModelWatcher(state, settings.model_poll)
         app.state.rounds = runner = RoundRunner(state.project, on_promoted=watcher.check)
         watcher.start()
