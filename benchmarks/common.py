@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from maskengine.atomic import write_atomic
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -60,11 +62,8 @@ def timeit_side_by_side(
 
 def write_results(name: str, payload: dict) -> Path:
     """Write benchmarks/results/<name>.json atomically."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(payload, indent=2) + "\n")
     return path
 
 

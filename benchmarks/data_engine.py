@@ -29,8 +29,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, environment, write_results  # noqa: E402
 from maskengine.data import SceneConfig, generate_scene  # noqa: E402
@@ -49,6 +47,7 @@ from maskengine.engine.simulate import (  # noqa: E402
 from maskengine.server.app import load_state  # noqa: E402
 from maskengine.server.settings import ServerSettings  # noqa: E402
 from maskengine.server.watcher import segmenter_for  # noqa: E402
+from maskengine.threads import set_process_threads  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -104,8 +103,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     cfg = parse_args()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_process_threads(cfg.threads)
     scenes = SceneConfig(height=cfg.scene_size, width=cfg.scene_size, family="organic")
     # Seeds far from the ones any training used; train and val streams differ.
     train = [generate_scene(scenes, 5000 + cfg.seed, i)

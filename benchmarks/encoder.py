@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import environment, official_available, timeit_side_by_side, write_results  # noqa: E402
 from maskengine import Sam  # noqa: E402
 from maskengine.modeling.registry import MODEL_CONFIGS  # noqa: E402
+from maskengine.threads import set_process_threads  # noqa: E402
 
 
 def build_official(state_dict: dict) -> torch.nn.Module:
@@ -47,7 +48,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--quick", action="store_true", help="skip the encoder timing")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    set_process_threads(2)
     torch.manual_seed(0)
 
     cfg = MODEL_CONFIGS["vit_b"]

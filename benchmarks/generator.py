@@ -33,6 +33,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import environment, official_available, write_results  # noqa: E402
+from maskengine.parity import match_records  # noqa: E402
+from maskengine.threads import set_process_threads  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "tests" / "fixtures" / "reference"
@@ -110,7 +112,7 @@ def test_image(height: int, width: int) -> np.ndarray:
 def worker(args: argparse.Namespace) -> None:
     """One implementation, one case, in this process: warm up on a small image, time one
     generate() on the real one, report peak RSS."""
-    torch.set_num_threads(2)
+    set_process_threads(2)
     params = json.loads(args.params)
     gen = make_generator(args.worker, params)
     gen_small = make_generator(args.worker, {**params, "points_per_side": 4})
@@ -138,38 +140,6 @@ def run_worker(impl: str, h: int, w: int, params: dict) -> dict:
         return json.loads(out.read_text())
 
 
-def parity(ref: list[dict], ours: list[dict]) -> dict:
-    """Mask count ratio, fraction of reference masks matched one-to-one (mutual best, mask
-    IoU >= 0.98), and the worst differences over matched pairs."""
-    from pycocotools import mask as mask_utils
-
-    def rles(rs):
-        return [{"size": r["segmentation"]["size"],
-                 "counts": r["segmentation"]["counts"].encode()} for r in rs]
-
-    out = {"count_official": len(ref), "count_ours": len(ours)}
-    if not ref or not ours:
-        out["matched_fraction"] = 1.0 if len(ref) == len(ours) else 0.0
-        return out
-    iou = np.asarray(mask_utils.iou(rles(ref), rles(ours), [0] * len(ours)))
-    matched, worst = 0, {"predicted_iou": 0.0, "stability_score": 0.0, "bbox": 0.0}
-    crop_mismatch = 0
-    for i, r in enumerate(ref):
-        j = int(iou[i].argmax())
-        if iou[i, j] < 0.98 or int(iou[:, j].argmax()) != i:
-            continue
-        matched += 1
-        o = ours[j]
-        for k in ("predicted_iou", "stability_score"):
-            worst[k] = max(worst[k], abs(o[k] - r[k]))
-        worst["bbox"] = max(worst["bbox"], *(abs(a - b) for a, b in zip(o["bbox"], r["bbox"],
-                                                                        strict=True)))
-        crop_mismatch += o["crop_box"] != r["crop_box"]
-    out.update(matched_fraction=matched / len(ref), max_abs_diff=worst,
-               crop_box_mismatches=crop_mismatch)
-    return out
-
-
 def compare(h: int, w: int, params: dict, with_official: bool) -> dict:
     row: dict = {"image": f"{h}x{w}", "params": params}
     ours = [run_worker("maskengine", h, w, params)]
@@ -182,7 +152,7 @@ def compare(h: int, w: int, params: dict, with_official: bool) -> dict:
     row["maskengine"]["runs_s"] = [r["seconds"] for r in ours]
     row["masks"] = len(best["records"])
     if with_official:
-        row["parity"] = parity(off["records"], best["records"])
+        row["parity"] = match_records(off["records"], best["records"]).to_dict()
         row["speedup"] = off["seconds"] / best["seconds"]
         row["peak_memory_ratio"] = best["peak_rss_mb"] / off["peak_rss_mb"]
     print(json.dumps({k: v for k, v in row.items() if k != "params"}), flush=True)

@@ -25,6 +25,7 @@ from maskengine import MaskGenerator, create_model  # noqa: E402
 from maskengine.data import SceneConfig, generate_scene  # noqa: E402
 from maskengine.evaluation import RecallCounter  # noqa: E402
 from maskengine.masks import nms  # noqa: E402
+from maskengine.threads import set_process_threads  # noqa: E402
 
 IOU_GRID = (0.0, 0.5, 0.6, 0.7, 0.8, 0.88)
 STABILITY_GRID = (0.0, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -41,7 +42,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-per-object", type=float, default=2.0)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_process_threads(args.threads)
     model = create_model(args.model, checkpoint=args.checkpoint)
     gen = MaskGenerator(model, points_per_side=args.points_per_side, pred_iou_thresh=0.0,
                         stability_score_thresh=0.0, box_nms_thresh=1.0,

@@ -23,7 +23,6 @@ benchmark restarts itself with PASSIVE, which the server it starts inherits.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -42,10 +41,13 @@ import torch
 
 from maskengine.engine.segmenter import ImageRef, ModelSpec, Segmenter, make_prompt
 from maskengine.engine.store import init_project
+from maskengine.threads import set_process_threads
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "tests" / "fixtures" / "reference" / "image0.png"  # 640 x 480
-RESULTS = Path(__file__).resolve().parent / "results"
 CLICKS = 4
 
 
@@ -87,7 +89,7 @@ def in_process(model_name: str, requests: int, threads: int) -> dict:
 
 
 def _in_process(model_name: str, requests: int, threads: int) -> dict:
-    torch.set_num_threads(threads)
+    set_process_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         model = ModelSpec(model_name).load()
         seg = Segmenter(model, 0, Path(tmp))
@@ -217,11 +219,7 @@ def main() -> None:
                 extra = f"  server CPU {cpu} ms/request" if cpu is not None else ""
                 print(f"  {key:22s} p50 {v['p50_ms']:8.1f} ms  p99 {v['p99_ms']:8.1f} ms{extra}")
     results["environment"]["load_avg_at_end"] = os.getloadavg()[0]
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{args.out}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, path)
+    path = write_results(args.out, results)
     print(f"wrote {path}")
 
 

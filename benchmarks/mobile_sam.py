@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import environment, timeit_side_by_side, write_results  # noqa: E402
 from maskengine import Sam  # noqa: E402
 from maskengine.modeling.registry import MODEL_CONFIGS  # noqa: E402
+from maskengine.threads import set_process_threads  # noqa: E402
 
 
 def build_official(state_dict: dict) -> torch.nn.Module | None:
@@ -51,7 +52,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    set_process_threads(args.threads)
     torch.manual_seed(0)
     vit_t = Sam.from_config(MODEL_CONFIGS["vit_t"]).eval()
     vit_b = Sam.from_config(MODEL_CONFIGS["vit_b"]).eval()

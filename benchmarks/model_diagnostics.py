@@ -33,6 +33,7 @@ from maskengine import Predictor, create_model  # noqa: E402
 from maskengine.data import SceneConfig, drop_large, generate_scene  # noqa: E402
 from maskengine.evaluation import SIZE_CLASSES, _farthest, mask_iou  # noqa: E402
 from maskengine.masks import mask_to_box  # noqa: E402
+from maskengine.threads import set_process_threads  # noqa: E402
 
 
 def resolution_bound(masks: np.ndarray, low: int, steps: int = 300) -> np.ndarray:
@@ -64,7 +65,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_process_threads(args.threads)
     model = create_model(args.model, checkpoint=args.checkpoint)
     pred = Predictor(model)
     rows = []  # per mask: area, bound, same-answer IoU (grey, other), box IoU, box area ratio

@@ -110,7 +110,7 @@ def _cumulative(run: Path) -> tuple[list[int], list[float], list[float]]:
 
 
 def evaluate(cfg_path: Path, ckpt: Path, images: int) -> dict:
-    from maskengine.evaluation import EvalConfig, run_evaluation
+    from maskengine.evaluation_job import EvalConfig, run_evaluation
 
     res = run_evaluation(EvalConfig(model=str(cfg_path), checkpoint=str(ckpt), max_clicks=1,
                                     num_images=images, data_seed=1000, threads=1),

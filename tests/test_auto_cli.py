@@ -68,6 +68,10 @@ def test_auto_folder_with_bad_images_and_resume(folder, tmp_path):
             m = decode_rle(a["segmentation"])
             assert m.shape == (h, w) and int(m.sum()) == a["area"]
             assert a["crop_box"] == [0, 0, w, h]
+            # The official generator's box: width = last column - first column (one pixel
+            # less than the mask spans; `export` writes the span, as pycocotools does).
+            ys, xs = np.nonzero(m)
+            assert a["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()]
         overlay = np.array(Image.open(out / f"{name}.overlay.png"))
         assert overlay.shape == (h, w, 3)
 

@@ -84,3 +84,32 @@ def test_wrongly_shaped_pos_embed_is_a_checkpoint_error(tmp_path, shape, referen
     for spec in (None, "vit_b", reference_config):  # inferred from the file, or given
         with pytest.raises(CheckpointError, match="pos_embed|embed"):
             create_model(spec, checkpoint=path)
+
+
+def test_one_resolver_for_name_json_and_bundled(tmp_path):
+    import json
+
+    from maskengine.modeling.registry import (
+        MODEL_CONFIGS,
+        bundled_weights_path,
+        resolve_checkpoint,
+        resolve_config,
+    )
+
+    cfg = MODEL_CONFIGS["tiny"]
+    path = tmp_path / "model.cfg"  # any existing file holds a config, whatever its suffix
+    path.write_text(json.dumps(cfg.to_dict()))
+    assert resolve_config("tiny") == resolve_config(path) == resolve_config(cfg) == cfg
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_config(str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        resolve_config("nope")
+    assert resolve_checkpoint("tiny", "bundled") == bundled_weights_path("tiny")
+    with pytest.raises(ValueError, match="no bundled weights"):
+        resolve_checkpoint("vit_b", "bundled")
+    with pytest.raises(ValueError, match="no bundled weights"):
+        resolve_checkpoint(str(path), "bundled")  # bundled weights belong to a name
+    # A JSON config with the bundled file loads the same weights as the name.
+    a, b = create_model(str(path), bundled_weights_path("tiny")), create_model("tiny")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                b.state_dict().values(), strict=True))

@@ -8,15 +8,14 @@ import numpy as np
 import pytest
 
 from maskengine.evaluation import (
-    EvalConfig,
     InteractiveReport,
     RecallCounter,
     clicks_to,
     evaluate_interactive,
     interactive_ious,
     next_click,
-    run_evaluation,
 )
+from maskengine.evaluation_job import EvalConfig, run_evaluation
 
 
 def _square(h=40, w=50, y0=10, y1=30, x0=5, x1=25):
@@ -170,5 +169,5 @@ def test_eval_command_names_a_bad_checkpoint_without_a_traceback(tmp_path):
     from maskengine.cli import app
 
     out = CliRunner().invoke(app, ["eval", "--model", "vit_t", "--checkpoint",
-                                   str(tmp_path / "missing.pt")])
+                                   str(tmp_path / "missing.pt")], env={"COLUMNS": "400"})
     assert out.exit_code == 2 and "does not exist" in out.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from maskengine import create_model
-from maskengine.evaluation import EvalConfig, run_evaluation
+from maskengine.evaluation_job import EvalConfig, run_evaluation
 from maskengine.modeling.registry import bundled_weights_path
 
 

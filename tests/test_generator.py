@@ -10,30 +10,9 @@ import pytest
 from maskengine import GeneratorConfig, MaskGenerator
 from maskengine.generator import crop_boxes, point_grid
 from maskengine.masks import decode_rle
+from maskengine.parity import match_records
 
 from .conftest import REFERENCE, load_reference_image
-
-
-def match_records(ref: list[dict], ours: list) -> tuple[int, dict]:
-    """One-to-one matching by mask IoU >= 0.98 (mutual best); returns the number of matched
-    reference records and the worst differences over the matched pairs."""
-    a = np.stack([decode_rle(r["segmentation"]).ravel() for r in ref]).astype(np.float32)
-    b = np.stack([decode_rle(r.segmentation).ravel() for r in ours]).astype(np.float32)
-    inter = a @ b.T
-    iou = inter / np.maximum(a.sum(1)[:, None] + b.sum(1)[None] - inter, 1)
-    matched, worst = 0, {"predicted_iou": 0.0, "stability_score": 0.0, "bbox": 0, "crop_box": 0}
-    for i, r in enumerate(ref):
-        j = int(iou[i].argmax())
-        if iou[i, j] < 0.98 or int(iou[:, j].argmax()) != i:
-            continue
-        matched += 1
-        o = ours[j]
-        for key in ("predicted_iou", "stability_score"):
-            worst[key] = max(worst[key], abs(o[key] - r[key]))
-        worst["bbox"] = max(worst["bbox"], *(abs(x - y) for x, y in zip(o.bbox, r["bbox"],
-                                                                        strict=True)))
-        worst["crop_box"] += o.crop_box != r["crop_box"]
-    return matched, worst
 
 
 @pytest.mark.slow
@@ -44,12 +23,12 @@ def test_parity_with_official_generator(reference_model, setting):
     ours = gen.generate(load_reference_image(0))
     want = ref["records"]
     assert abs(len(ours) - len(want)) <= 0.02 * len(want)
-    matched, worst = match_records(want, ours)
-    assert matched >= 0.98 * len(want)
-    assert worst["predicted_iou"] <= 1e-3
-    assert worst["stability_score"] <= 1e-3
-    assert worst["bbox"] <= 1
-    assert worst["crop_box"] == 0
+    match = match_records(want, ours)
+    assert match.matched >= 0.98 * len(want)
+    assert match.max_abs_diff["predicted_iou"] <= 1e-3
+    assert match.max_abs_diff["stability_score"] <= 1e-3
+    assert match.max_abs_diff["bbox"] <= 1
+    assert match.crop_box_mismatches == 0
 
 
 def test_point_grid_and_crop_boxes():
@@ -126,3 +105,17 @@ def test_bad_image_is_refused(reference_model):
         gen.generate(np.zeros((10, 10), dtype=np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         gen.generate(np.zeros((10, 10, 3), dtype=np.float32))
+
+
+def test_match_records_pairs_identical_sets_and_counts_differences():
+    ref = json.loads((REFERENCE / "amg_grid.json").read_text())["records"][:5]
+    same = match_records(ref, ref)
+    assert same.matched == 5 and same.matched_fraction == 1.0
+    assert same.max_abs_diff == {"predicted_iou": 0.0, "stability_score": 0.0, "bbox": 0.0}
+    moved = [{**r, "crop_box": [1, 0, 0, 0], "predicted_iou": r["predicted_iou"] + 0.5}
+             for r in ref]
+    diff = match_records(ref, moved)
+    assert diff.crop_box_mismatches == 5
+    assert diff.max_abs_diff["predicted_iou"] == pytest.approx(0.5)
+    assert match_records([], []).matched_fraction == 1.0
+    assert match_records(ref, []).to_dict()["matched_fraction"] == 0.0

@@ -200,15 +200,15 @@ def test_upsample_map_counts_boxes_and_masks_match_interpolation(low, s, inp, ou
     logits = F.interpolate(coarse, (low, low), mode="bilinear", align_corners=False)[:, 0]
     logits[0] = -4.0  # an empty mask
     logits[1] = 3.0  # a full one
-    umap = UpsampleMap(low, s, inp, out)
-    counts, boxes = umap.stats(logits, (1.0, -1.0, 0.0), 0.0)
+    upsample_map = UpsampleMap(low, s, inp, out)
+    counts, boxes = upsample_map.stats(logits, (1.0, -1.0, 0.0), 0.0)
     full = full_res(logits, s, inp, out)
     want = torch.stack([(full > t).sum((1, 2)) for t in (1.0, -1.0, 0.0)], 1)
     # Float rounding may move a pixel lying within ~1e-6 of a threshold.
     assert (counts - want).abs().max() <= 2
     assert torch.equal(boxes, mask_to_box(full > 0))
     for i in range(1, len(logits)):
-        window = umap.crop_window(logits[i], boxes[i])
+        window = upsample_map.crop_window(logits[i], boxes[i])
         x0, y0, x1, y1 = boxes[i].tolist()
-        part = umap.render(window, boxes[i], 0.0)
+        part = upsample_map.render(window, boxes[i], 0.0)
         assert (part != (full[i, y0:y1 + 1, x0:x1 + 1] > 0)).sum() <= 2

@@ -210,7 +210,7 @@ def add_user(
 
 
 def _export_config():  # deferred import: the engine is not loaded for other commands
-    from .engine.export import ExportConfig
+    from .engine.export_config import ExportConfig
 
     return ExportConfig
 
@@ -368,7 +368,7 @@ def status(
 
 
 def _eval_config():
-    from .evaluation import EvalConfig
+    from .evaluation_job import EvalConfig
 
     return EvalConfig
 
@@ -377,7 +377,7 @@ def _eval_config():
 @config_options(_eval_config())
 def evaluate(config: Any) -> None:
     """Interactive mIoU (1/2/3/5/9 clicks, default and oracle), NoC@85/90, optional AR@k."""
-    from .evaluation import print_report, run_evaluation
+    from .evaluation_job import print_report, run_evaluation
 
     try:
         result = run_evaluation(config)
@@ -389,7 +389,7 @@ def evaluate(config: Any) -> None:
 
 
 def _generator_config():
-    from .generator import GeneratorConfig
+    from .config import GeneratorConfig
 
     return GeneratorConfig
 
@@ -417,15 +417,14 @@ def auto(
 
     from .engine.auto import run_auto
     from .generator import MaskGenerator
+    from .modeling import create_model
+    from .threads import set_process_threads
 
     try:
-        sam = _load_model(model, checkpoint, device)
+        sam = create_model(model, checkpoint, device)
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    set_process_threads(threads)
     gen = MaskGenerator(sam, dataclasses.replace(config, output_mode="coco_rle"))
     try:
         s = run_auto(images, out, gen, overlay=overlay, max_pixels=max_pixels,
@@ -440,22 +439,6 @@ def auto(
             f" (all {s.failed} failed; see {out}/errors.jsonl)" if s.failed else
             " (no image files found)"), err=True)
         raise typer.Exit(1)
-
-
-def _load_model(model: str | None, checkpoint: str | None, device: str):  # noqa: ANN202
-    """A model by registered name, SamConfig JSON file or checkpoint alone."""
-    import json
-    from pathlib import Path
-
-    from .config import SamConfig
-    from .modeling import create_model
-
-    spec: str | SamConfig | None = model
-    if model is not None and model.endswith(".json"):
-        if not Path(model).is_file():
-            raise FileNotFoundError(f"model config {model} does not exist")
-        spec = SamConfig(**json.loads(Path(model).read_text()))
-    return create_model(spec, checkpoint=checkpoint, device=device)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,14 +1,17 @@
 """Typed, frozen configuration for every part of maskengine.
 
 `SamConfig` field names are the keys of the reference fixtures' `config.json`, so
-`SamConfig(**json.load(f))` works. Other jobs (generator, training, server) keep their
-settings in their own frozen dataclasses next to this one or in their modules.
+`SamConfig(**json.load(f))` works. The named sizes (`MODEL_CONFIGS`) and the generator's
+settings live here too; other jobs (training, evaluation, export, server) keep theirs in
+light modules of their own. None of them imports torch, numpy or the database layer, so
+the command line builds its options from them and starts at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -123,3 +126,75 @@ class SamConfig:
             d["tiny_vit"] = {k: list(v) if isinstance(v, tuple) else v
                              for k, v in d["tiny_vit"].items()}
         return d
+
+
+# Named sizes (the registry builds them: maskengine.modeling.create_model).
+MODEL_CONFIGS: dict[str, SamConfig] = {
+    "vit_b": SamConfig(),
+    "vit_l": SamConfig(
+        encoder_embed_dim=1024, encoder_depth=24, encoder_num_heads=16,
+        encoder_global_attn_indexes=(5, 11, 17, 23),
+    ),
+    "vit_h": SamConfig(
+        encoder_embed_dim=1280, encoder_depth=32, encoder_num_heads=16,
+        encoder_global_attn_indexes=(7, 15, 23, 31),
+    ),
+    # MobileSAM (`mobile_sam.pt`): TinyViT encoder, the standard prompt encoder and decoder.
+    "vit_t": SamConfig(tiny_vit=TinyViTConfig()),
+    # The bundled model: small enough to train and run on a laptop CPU (a TinyViT encoder of
+    # 1.8M parameters, input 256, 16 x 16 embedding, prompt dim 128); weights in the package.
+    # Chosen by benchmarks/model_study.py: it learns fastest per CPU-minute (docs/training.md).
+    "tiny": SamConfig(
+        image_size=256, patch_size=16, prompt_embed_dim=128, decoder_mlp_dim=512,
+        iou_head_hidden_dim=128,
+        tiny_vit=TinyViTConfig(embed_dims=(32, 64, 128, 160), depths=(2, 2, 4, 2),
+                               num_heads=(1, 2, 4, 5), window_sizes=(7, 8, 8, 8),
+                               num_classes=0),
+    ),
+}
+
+
+OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Settings of the automatic mask generator (the official names and defaults)."""
+
+    points_per_side: int | None = _opt(
+        32, "Points sampled along one side of the image (grid of n x n); none with point grids.")
+    points_per_batch: int = _opt(64, "Points the decoder runs at once.")
+    pred_iou_thresh: float = _opt(0.88, "Keep masks whose predicted IoU is above this.")
+    stability_score_thresh: float = _opt(0.95, "Keep masks whose stability score is >= this.")
+    stability_score_offset: float = _opt(1.0, "Logit offset of the stability score.")
+    box_nms_thresh: float = _opt(0.7, "Box IoU above which NMS drops a mask within a crop.")
+    crop_n_layers: int = _opt(0, "Layers of zoomed crops (layer i: 2^i x 2^i crops).")
+    crop_nms_thresh: float = _opt(0.7, "Box IoU above which NMS drops a mask across crops.")
+    crop_overlap_ratio: float = _opt(
+        512 / 1500, "Overlap of neighbouring crops, as a fraction of the short side.")
+    crop_n_points_downscale_factor: int = _opt(
+        1, "Points per side in crop layer i: points_per_side / factor^i.")
+    min_mask_region_area: int = _opt(
+        0, "Fill holes and remove islands smaller than this many pixels (0: off).")
+    output_mode: str = _opt("binary_mask", "binary_mask, uncompressed_rle or coco_rle.")
+
+    def __post_init__(self) -> None:
+        if self.output_mode not in OUTPUT_MODES:
+            raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {self.output_mode!r}")
+        if self.points_per_side is not None and self.points_per_side < 1:
+            raise ValueError(f"points_per_side must be >= 1, got {self.points_per_side}")
+        for name in ("points_per_batch", "crop_n_points_downscale_factor"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("crop_n_layers", "min_mask_region_area"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("box_nms_thresh", "crop_nms_thresh"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.crop_overlap_ratio < 1.0:
+            raise ValueError(f"crop_overlap_ratio must be in [0, 1), got {self.crop_overlap_ratio}")

@@ -16,14 +16,13 @@ fraction of the time and memory.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from .config import GeneratorConfig
 from .masks import (
     box_area,
     encode_rle,
@@ -35,52 +34,8 @@ from .masks import (
 )
 from .modeling import Sam
 from .predictor import Predictor
+from .threads import single_threaded
 from .upsampling import UpsampleMap
-
-OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
-
-
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """Settings of the automatic mask generator (the official names and defaults)."""
-
-    points_per_side: int | None = _opt(
-        32, "Points sampled along one side of the image (grid of n x n); none with point grids.")
-    points_per_batch: int = _opt(64, "Points the decoder runs at once.")
-    pred_iou_thresh: float = _opt(0.88, "Keep masks whose predicted IoU is above this.")
-    stability_score_thresh: float = _opt(0.95, "Keep masks whose stability score is >= this.")
-    stability_score_offset: float = _opt(1.0, "Logit offset of the stability score.")
-    box_nms_thresh: float = _opt(0.7, "Box IoU above which NMS drops a mask within a crop.")
-    crop_n_layers: int = _opt(0, "Layers of zoomed crops (layer i: 2^i x 2^i crops).")
-    crop_nms_thresh: float = _opt(0.7, "Box IoU above which NMS drops a mask across crops.")
-    crop_overlap_ratio: float = _opt(
-        512 / 1500, "Overlap of neighbouring crops, as a fraction of the short side.")
-    crop_n_points_downscale_factor: int = _opt(
-        1, "Points per side in crop layer i: points_per_side / factor^i.")
-    min_mask_region_area: int = _opt(
-        0, "Fill holes and remove islands smaller than this many pixels (0: off).")
-    output_mode: str = _opt("binary_mask", "binary_mask, uncompressed_rle or coco_rle.")
-
-    def __post_init__(self) -> None:
-        if self.output_mode not in OUTPUT_MODES:
-            raise ValueError(f"output_mode must be one of {OUTPUT_MODES}, got {self.output_mode!r}")
-        if self.points_per_side is not None and self.points_per_side < 1:
-            raise ValueError(f"points_per_side must be >= 1, got {self.points_per_side}")
-        for name in ("points_per_batch", "crop_n_points_downscale_factor"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("crop_n_layers", "min_mask_region_area"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("box_nms_thresh", "crop_nms_thresh"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0.0 <= self.crop_overlap_ratio < 1.0:
-            raise ValueError(f"crop_overlap_ratio must be in [0, 1), got {self.crop_overlap_ratio}")
 
 
 @dataclass(frozen=True)
@@ -173,7 +128,7 @@ class _Candidates:
 class _Crop:
     box: list[int]  # XYXY, image frame
     layer: int
-    umap: UpsampleMap
+    upsample_map: UpsampleMap
 
 
 class MaskGenerator:
@@ -259,7 +214,7 @@ class MaskGenerator:
         self, points: np.ndarray, crop: _Crop, image_size: tuple[int, int], index: int
     ) -> _Candidates:
         """Decode one batch of points (N x 2, crop-frame pixels), 3 masks each, and filter."""
-        ch, cw = crop.umap.out_size
+        ch, cw = crop.upsample_map.out_size
         coords = self.predictor.transform.apply_coords(points, (ch, cw))
         coords = torch.as_tensor(coords, dtype=torch.float32, device=self.model.device)
         labels = torch.ones(len(points), 1, dtype=torch.int, device=coords.device)
@@ -267,7 +222,7 @@ class MaskGenerator:
                                      multimask_output=True)
         k = low.shape[1]
         pts = torch.as_tensor(np.repeat(points, k, axis=0))
-        with _single_thread():
+        with single_threaded():
             return self._filter(low.flatten(0, 1).float().cpu(),
                                 iou.flatten(0, 1).float().cpu(), pts, crop, image_size, index)
 
@@ -284,14 +239,14 @@ class MaskGenerator:
         thr = self.model.mask_threshold
         off = cfg.stability_score_offset
         # Full-resolution counts above thr +/- offset (stability) and above thr (box, empty).
-        counts, boxes = crop.umap.stats(low[keep], (thr + off, thr - off, thr), thr)
+        counts, boxes = crop.upsample_map.stats(low[keep], (thr + off, thr - off, thr), thr)
         stability = counts[:, 0] / counts[:, 1]  # int64 / int64 -> float32, as the official
         ok = torch.ones(len(keep), dtype=torch.bool)
         if cfg.stability_score_thresh > 0.0:
             ok = stability >= cfg.stability_score_thresh
         ok &= ~_near_crop_edge(boxes, crop.box, [0, 0, image_size[1], image_size[0]])
         keep, stability, boxes, filled = keep[ok], stability[ok], boxes[ok], counts[ok, 2]
-        windows = [crop.umap.crop_window(low[i], b) if n > 0 else None
+        windows = [crop.upsample_map.crop_window(low[i], b) if n > 0 else None
                    for i, b, n in zip(keep.tolist(), boxes, filled.tolist(), strict=True)]
         return _Candidates(iou[keep], stability, boxes, boxes, pts[keep],
                            torch.full((len(keep),), index), windows)
@@ -301,7 +256,7 @@ class MaskGenerator:
         self, cands: _Candidates, crops: list[_Crop], size: tuple[int, int]
     ) -> list[MaskRecord]:
         """Full-resolution masks of the survivors, the optional cleanup, and records."""
-        with _single_thread():
+        with single_threaded():
             return self._records_inner(cands, crops, size)
 
     def _records_inner(
@@ -354,23 +309,10 @@ class MaskGenerator:
             return mask
         crop = crops[int(cands.crop[i])]
         lx0, ly0, lx1, ly1 = cands.local[i].tolist()
-        part = crop.umap.render(window, cands.local[i], self.model.mask_threshold)
+        part = crop.upsample_map.render(window, cands.local[i], self.model.mask_threshold)
         x0, y0 = crop.box[0], crop.box[1]
         mask[y0 + ly0:y0 + ly1 + 1, x0 + lx0:x0 + lx1 + 1] = part.numpy()
         return mask
-
-
-@contextmanager
-def _single_thread() -> Iterator[None]:
-    """Run torch single-threaded inside: the low-res work is many small ops, for which
-    OpenMP's per-op synchronisation costs more than a second thread gains (on a busy
-    machine, far more). The caller's thread count is restored."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _near_crop_edge(

@@ -76,6 +76,44 @@ def check_prompts(
     return coords, labels, boxes, masks
 
 
+def input_frame_prompts(
+    transform: ResizeLongestSide, original_size: tuple[int, int], coords: np.ndarray | None,
+    labels: np.ndarray | None, boxes: np.ndarray | None, masks: np.ndarray | None,
+    device: torch.device,
+) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, torch.Tensor | None, torch.Tensor | None]:
+    """Batched prompts checked by `check_prompts` (original frame) -> the model's inputs:
+    points (K x N x 2 input-frame float, K x N int labels) or None, boxes K x 4 input-frame
+    or None, mask_input K x 1 x L x L or None."""
+    if coords is None and boxes is None and masks is None:
+        raise ValueError("give at least one prompt: point_coords, box or mask_input")
+    points = None
+    if coords is not None:
+        points = (torch.as_tensor(transform.apply_coords(coords, original_size),
+                                  dtype=torch.float, device=device),
+                  torch.as_tensor(labels, dtype=torch.int, device=device))
+    if boxes is not None:
+        boxes = torch.as_tensor(transform.apply_boxes(boxes, original_size),
+                                dtype=torch.float, device=device)
+    if masks is not None:
+        masks = torch.as_tensor(masks, dtype=torch.float, device=device)
+    return points, boxes, masks
+
+
+def decode_prompts(
+    model: Sam, features: torch.Tensor, points: tuple[torch.Tensor, torch.Tensor] | None,
+    boxes: torch.Tensor | None, mask_input: torch.Tensor | None, multimask_output: bool,
+    input_size: tuple[int, int], original_size: tuple[int, int], *,
+    return_logits: bool = False, dense_pe: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Input-frame prompts on one image's embedding -> masks B x C x H x W in the original
+    frame (bool, or logits with return_logits), IoU B x C, low-res logits B x C x L x L."""
+    low_res, iou = model.decode(features, points, boxes, mask_input, multimask_output, dense_pe)
+    masks = model.postprocess_masks(low_res, input_size, original_size)
+    if not return_logits:
+        masks = masks > model.mask_threshold
+    return masks, iou, low_res
+
+
 class Predictor:
     """Prompted segmentation of one image at a time with a `Sam` model."""
 
@@ -196,25 +234,16 @@ class Predictor:
             point_coords, point_labels, boxes, mask_input,
             batched=True, low_res=self.model.config.low_res_size,
         )
-        if coords is None and boxes is None and masks is None:
-            raise ValueError("give at least one prompt: point_coords, box or mask_input")
+        points, boxes_t, masks_t = input_frame_prompts(
+            self.transform, self.original_size, coords, labels, boxes, masks, self.model.device)
         k = next(len(a) for a in (coords, boxes, masks) if a is not None)
-        dev = self.model.device
-        if coords is not None:
-            coords = torch.as_tensor(self.transform.apply_coords(coords, self.original_size),
-                                     dtype=torch.float, device=dev)
-            labels = torch.as_tensor(labels, dtype=torch.int, device=dev)
-        if boxes is not None:
-            boxes = torch.as_tensor(self.transform.apply_boxes(boxes, self.original_size),
-                                    dtype=torch.float, device=dev)
-        if masks is not None:
-            masks = torch.as_tensor(masks, dtype=torch.float, device=dev)
         outs = []
         for i in range(0, k, batch_size):
             sl = slice(i, i + batch_size)
             res = self.predict_torch(
-                None if coords is None else coords[sl], None if labels is None else labels[sl],
-                None if boxes is None else boxes[sl], None if masks is None else masks[sl],
+                None if points is None else points[0][sl],
+                None if points is None else points[1][sl],
+                None if boxes_t is None else boxes_t[sl], None if masks_t is None else masks_t[sl],
                 multimask_output=multimask_output, return_logits=return_logits,
             )
             outs.append([t.cpu().numpy() for t in res])
@@ -239,10 +268,6 @@ class Predictor:
             if point_labels is None:
                 raise ValueError("point_labels must be given with point_coords")
             points = (point_coords, point_labels)
-        low_res, iou = self.model.decode(
-            self.features, points, boxes, mask_input, multimask_output
-        )
-        masks = self.model.postprocess_masks(low_res, self.input_size, self.original_size)
-        if not return_logits:
-            masks = masks > self.model.mask_threshold
-        return masks, iou, low_res
+        return decode_prompts(self.model, self.features, points, boxes, mask_input,
+                              multimask_output, self.input_size, self.original_size,
+                              return_logits=return_logits)

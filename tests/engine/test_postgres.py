@@ -37,7 +37,7 @@ def test_store_and_conflicts_on_postgres(tmp_path: Path, pg_url: str) -> None:
     project, token = init_project(tmp_path / "proj", images, db_url=pg_url)
     project.close()
     project = Project.open(tmp_path / "proj")  # the URL is read back from project.json
-    assert project.engine.dialect.name == "postgresql"
+    assert project.db_engine.dialect.name == "postgresql"
     m = np.zeros((480, 640), np.uint8)
     m[1:5, 1:5] = 1
     counts = mask_utils.encode(np.asfortranarray(m))["counts"].decode()

@@ -43,7 +43,7 @@ def test_two_rounds_bookkeeping_promotion_and_hot_switch(tmp_path: Path) -> None
     settings = ServerSettings(model="tiny", model_poll=0, threads=1)
     with TestClient(create_app(sp.project.root, settings)) as client:
         client.headers["Authorization"] = f"Bearer {sp.admin_token}"
-        state = client.app.state.engine
+        state = client.app.state.app_state
         first = client.get("/api/model").json()
         assert first["round"] == 0
 

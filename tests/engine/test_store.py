@@ -46,7 +46,7 @@ def test_init_registers_images_users_and_schema(tmp_path: Path, images: Path) ->
     assert (tmp_path / "proj" / "admin_token").read_text().strip() == token
     assert (tmp_path / "proj" / "admin_token").stat().st_mode & 0o077 == 0
     # The migrated schema is exactly the ORM's.
-    with project.engine.connect() as conn:
+    with project.db_engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         assert "alembic_version" in inspect(conn).get_table_names()
     with pytest.raises(ProjectError, match="already"):
@@ -93,6 +93,8 @@ def test_export_sa1b_and_coco(tmp_path, images) -> None:
     doc = json.loads((tmp_path / "sa" / "a_1.json").read_text())
     assert doc["image"] == {"image_id": 1, "width": 640, "height": 480, "file_name": "a.png"}
     ann = doc["annotations"][0]
+    # pycocotools' box: the 60 columns and 50 rows the mask spans (`auto` writes the
+    # official generator's, one pixel less: see maskengine.data.sa1b_write).
     assert ann["bbox"] == [200.0, 100.0, 60.0, 50.0] and ann["area"] == 3000
     assert ann["point_coords"] == [[230.0, 120.0]] and ann["predicted_iou"] == 0.9
     assert (decode_rle(ann["segmentation"]) == m).all()

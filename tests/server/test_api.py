@@ -110,7 +110,7 @@ def test_previous_mask_and_negative_point_change_the_answer(client: TestClient) 
 
 
 def test_embedding_is_cached_on_disk_and_computed_ahead(client: TestClient) -> None:
-    state = client.app.state.engine
+    state = client.app.state.app_state
     seg = state.segmenter
     r = client.post(f"/api/images/{IMAGE0}/embedding")
     assert r.json()["ready"] is True
@@ -163,7 +163,7 @@ def test_accept_edit_delete_and_interaction_record(client: TestClient) -> None:
     kept = client.get(f"/api/images/{IMAGE0}/masks", params={"include_deleted": True}).json()
     assert len(kept) == 1  # soft delete
 
-    with client.app.state.engine.project.session() as s:
+    with client.app.state.app_state.project.session() as s:
         from maskengine.engine.models import Mask
 
         rows = s.get(Mask, mask["id"]).interactions

@@ -66,7 +66,7 @@ def test_rounds_panel_train_and_switch(tmp_path) -> None:
     app = create_app(sp.project.root, ServerSettings(model="tiny", model_poll=0, prefetch=0))
     with serve_in_thread(app) as url, sync_playwright() as pw:
         app.state.rounds.template = TINY_ROUND
-        saved = annotate(sp, app.state.engine.segmenter)
+        saved = annotate(sp, app.state.app_state.segmenter)
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         errors: list[str] = []
 
@@ -150,7 +150,7 @@ def test_rounds_panel_progress_and_cancel(tmp_path) -> None:
     with serve_in_thread(app) as url, sync_playwright() as pw:
         runner = app.state.rounds
         runner.template = TINY_ROUND
-        annotate(sp, app.state.engine.segmenter)
+        annotate(sp, app.state.app_state.segmenter)
         # Training pauses after step 1 of 5, so the page has a known progress to show.
         held = hold_training(runner, at_step=1)
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)

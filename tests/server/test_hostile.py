@@ -91,7 +91,7 @@ def test_ids_beyond_the_column_are_422(client: TestClient) -> None:
 
 
 def test_bodies_over_the_limit_are_413(client: TestClient) -> None:
-    limit = client.app.state.engine.settings.max_body_bytes
+    limit = client.app.state.app_state.settings.max_body_bytes
     huge = b'{"counts": [' + b"0," * (limit // 2) + b"0]}"
     r = client.post(f"/api/images/{IMAGE0}/masks", content=huge,
                     headers={"Content-Type": "application/json"})
@@ -134,7 +134,7 @@ def test_annotators_change_only_their_own_unreviewed_masks(client: TestClient, p
     assert r.status_code == 200 and r.json()["review_state"] == "pending"
     assert client.delete(url, params={"version": 4}).status_code == 200
     # Every change names who made it.
-    with client.app.state.engine.project.session() as s:
+    with client.app.state.app_state.project.session() as s:
         rows = s.scalars(select(MaskChange).where(MaskChange.mask_id == mask["id"])
                          .order_by(MaskChange.id)).all()
         changes = [(c.kind, c.version, c.user_id, c.detail) for c in rows]

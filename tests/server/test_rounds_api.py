@@ -117,7 +117,7 @@ def test_rounds_api_roles_errors_busy_and_switch(tmp_path: Path) -> None:
         assert client.get("/api/health").status_code == 200
         assert client.get("/api/model").json()["id"] == start["id"]
 
-        saved = annotate(sp, client.app.state.engine.segmenter)
+        saved = annotate(sp, client.app.state.app_state.segmenter)
         assert saved > 0
 
         # Hold the round at its start so the second request meets a running one.
@@ -168,7 +168,7 @@ def test_rounds_api_progress_cancel_and_resume(tmp_path: Path) -> None:
         client.headers["Authorization"] = f"Bearer {sp.admin_token}"
         runner = client.app.state.rounds
         runner.template = TINY_ROUND
-        assert annotate(sp, client.app.state.engine.segmenter) > 0
+        assert annotate(sp, client.app.state.app_state.segmenter) > 0
         idle = client.get("/api/rounds").json()
         assert idle["phase"] is None and idle["progress"] is None and not idle["cancelled"]
 

@@ -22,20 +22,21 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from .synthetic import (
+from .scenes import (
     OBJECT,
     PART,
     SUBPART,
+    Region,
     Scene,
     SceneConfig,
-    _add_region,
-    _color,
-    _finish_scene,
-    _smooth_noise,
+    bbox_slices,
+    finish_scene,
+    paint_object,
+    pick_color,
+    smooth_noise,
 )
 
 SIZE_RANGE = (0.08, 0.40)  # object diameter, x short side: the clip on the config's range
-Region = tuple[np.ndarray, int]  # (H x W bool, level)
 HW = tuple[int, int]
 # A shape returns its body (H x W bool) and a maker of its part (None when it does not fit).
 Shape = tuple[np.ndarray, Callable[[], "np.ndarray | None"]]
@@ -70,10 +71,10 @@ def _rotate(cx: float, cy: float, rot: float, pts: np.ndarray) -> np.ndarray:
 def _inner_spot(rng: np.random.Generator, region: np.ndarray) -> np.ndarray | None:
     """An elliptic spot well inside `region` (H x W bool), or None if the region is too thin.
     It lies where the region is thickest, so the region rings it on most sides."""
-    ys, xs = np.nonzero(region.any(1))[0], np.nonzero(region.any(0))[0]
-    if len(ys) == 0:
+    if not region.any():
         return None
-    crop = np.pad(region[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1], 1).astype(np.uint8)
+    rows, cols = bbox_slices(region)
+    crop = np.pad(region[rows, cols], 1).astype(np.uint8)
     dist = cv2.distanceTransform(crop, cv2.DIST_L2, 3)
     dmax = float(dist.max())
     if dmax < 3.0:
@@ -82,7 +83,7 @@ def _inner_spot(rng: np.random.Generator, region: np.ndarray) -> np.ndarray | No
     k = int(rng.integers(len(cand_y)))
     y, x = cand_y[k], cand_x[k]
     r = float(dist[y, x]) * rng.uniform(0.5, 0.8)
-    spot = _fill(region.shape, _ellipse(x - 1 + xs[0], y - 1 + ys[0], r,
+    spot = _fill(region.shape, _ellipse(x - 1 + cols.start, y - 1 + rows.start, r,
                                         r * rng.uniform(0.6, 1.0), rng.uniform(0, np.pi)))
     return spot & region
 
@@ -216,7 +217,7 @@ def _texture(rng: np.random.Generator, hw: tuple[int, int], amp: float) -> np.nd
 def _background(rng: np.random.Generator, hw: tuple[int, int]) -> tuple[np.ndarray, list]:
     """H x W x 3 float32 radial two-colour gradient with a faint pattern, and the colours
     objects must stand out from."""
-    c0 = _color(rng, [])
+    c0 = pick_color(rng, [])
     c1 = np.clip(c0 + rng.normal(0, 1, 3) / math.sqrt(3) * rng.uniform(25, 45), 0, 255)
     h, w = hw
     d = np.hypot(np.arange(w, dtype=np.float32)[None, :] - np.float32(rng.uniform(0, w)),
@@ -224,7 +225,7 @@ def _background(rng: np.random.Generator, hw: tuple[int, int]) -> tuple[np.ndarr
     t = (d / max(float(d.max()), 1.0))[..., None]
     image = c0.astype(np.float32) + t * (c1 - c0).astype(np.float32)
     image += _texture(rng, hw, rng.uniform(5, 12))
-    image += 8 * _smooth_noise(rng, hw, 6)[..., None]  # uneven illumination
+    image += 8 * smooth_noise(rng, hw, 6)[..., None]  # uneven illumination
     return image, [c0, c1, (c0 + c1) / 2]
 
 
@@ -264,29 +265,22 @@ def generate_organic_scene(config: SceneConfig, seed: int, index: int) -> Scene:
                     sub = _inner_spot(rng, part)
                     if sub is not None and sub.any():
                         regions.append((sub, SUBPART))
-        obj_index = len(masks)
         # Each region differs in colour from what surrounds it (background, objects it
         # overlaps, its parent), so every mask has a visible edge.
-        ys, xs = np.nonzero(body.any(1))[0], np.nonzero(body.any(0))[0]
-        obox = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))  # parts may stick out
+        obox = bbox_slices(body)  # parts may stick out
         under = [c for m, c in zip(masks, mask_colors, strict=True)
                  if (m[obox] & body[obox]).any()][-6:]
-        colors: list[np.ndarray] = []
-        for region, level in regions:
-            away = bg_colors + under if level == OBJECT else colors[-2:] + (
-                bg_colors if level == PART else [])
-            col = _color(rng, away)
-            colors.append(col)
-            mask_colors.append(col)
-            ys, xs = np.nonzero(region.any(1))[0], np.nonzero(region.any(0))[0]
-            box = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
-            tex = _texture(rng, (ys[-1] + 1 - ys[0], xs[-1] + 1 - xs[0]), rng.uniform(10, 26))
-            image[box][region[box]] = col + np.broadcast_to(tex, (*tex.shape[:2], 3))[
-                region[box]]
-            hidden = ~region[box]
-            for m in masks[:obj_index]:  # occlusion: hides earlier objects, not its own
-                m[box] &= hidden
+
+        def avoid(level: int, painted: list[np.ndarray], under: list = under) -> list:
+            if level == OBJECT:
+                return bg_colors + under
+            return painted[-2:] + (bg_colors if level == PART else [])
+
+        mask_colors += paint_object(
+            rng, image, masks, levels, parents, regions, avoid,
+            lambda rng, hw: _texture(rng, hw, rng.uniform(10, 26)))
+        for region, _ in regions:
+            box = bbox_slices(region)
             occupied[box] |= region[box]
-            _add_region(masks, levels, parents, region, level, obj_index)
-    return _finish_scene(rng, config, image, masks, levels, parents,
-                         f"organic_{seed}_{index:06d}")
+    return finish_scene(rng, config, image, masks, levels, parents,
+                        f"organic_{seed}_{index:06d}")

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..atomic import write_atomic
+from ..image_files import IMAGE_SUFFIXES
 from ..masks import decode_rle, encode_rle
-from .sa1b_write import SA1BAnnotation, SA1BFile, SA1BImage, write_atomic, write_sa1b
+from .sa1b_write import SA1BAnnotation, SA1BFile, SA1BImage, write_sa1b
 from .types import Sample, drop_large
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def sample_record(sample: Sample, image_id: int, file_name: str) -> SA1BFile:

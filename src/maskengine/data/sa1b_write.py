@@ -3,6 +3,15 @@
 {"image": {image_id, width, height, file_name}, "annotations": [{id, segmentation (COCO RLE,
 counts as a string), bbox (XYWH), area, predicted_iou, stability_score, crop_box (XYWH),
 point_coords [[x, y]]}]}. Reading is `maskengine.data.sa1b`.
+
+Two box conventions meet here, each kept where it came from:
+- `maskengine auto` writes the official automatic mask generator's bbox: the inclusive box
+  of the mask (first and last column and row) as x0, y0, x1 - x0, y1 - y0, one pixel less
+  than the mask spans. Its records then match the official generator's and the SA-1B
+  release's, which the parity tests compare against.
+- `maskengine export` writes the bbox of the stored mask as pycocotools (`toBbox`) gives
+  it: the columns and rows the mask spans (x1 - x0 + 1), the COCO convention that COCO
+  tools and the store's own records use.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from ..masks import compress_rle, encode_rle
 
 
@@ -60,24 +70,9 @@ class SA1BFile:
         return {"image": asdict(self.image), "annotations": [asdict(a) for a in self.annotations]}
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a kill leaves either the old file or the new one:
-    a temp file beside it, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_sa1b(path: str | os.PathLike, file: SA1BFile) -> None:
     """Write one image's SA-1B JSON atomically."""
-    write_atomic(Path(path), json.dumps(file.to_dict(), separators=(",", ":")).encode())
+    write_atomic(path, json.dumps(file.to_dict(), separators=(",", ":")).encode())
 
 
 def is_complete_sa1b(path: str | os.PathLike) -> bool:

@@ -14,23 +14,23 @@ import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..atomic import remove_stale_temps, write_atomic
 from ..data.sa1b_write import (
     SA1BAnnotation,
     SA1BFile,
     SA1BImage,
     is_complete_sa1b,
-    write_atomic,
     write_sa1b,
 )
+from ..image_files import IMAGE_SUFFIXES
 from ..masks import decode_rle
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
 DEFAULT_MAX_PIXELS = 50_000_000
 ERRORS = "errors.jsonl"
 SUMMARY = "summary.json"
@@ -157,7 +157,7 @@ def _log_error(errors_path: Path, job: Job, reason: str) -> None:
 
 def _log_line(errors_path: Path, path: Path, name: str, reason: str) -> None:
     line = json.dumps({"image": str(path), "name": name, "reason": reason,
-                       "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                       "time": datetime.now(UTC).isoformat(timespec="seconds")})
     with open(errors_path, "a") as f:
         f.write(line + "\n")
         f.flush()
@@ -213,6 +213,8 @@ def run_auto(
     out.mkdir(parents=True, exist_ok=True)
     bad_links: list[tuple[Path, str]] = []
     jobs = find_jobs(inputs, out, bad_links)
+    for folder in {out, *(j.json_path.parent for j in jobs)}:
+        remove_stale_temps(folder)  # what a killed run was writing
     errors_path = out / ERRORS
     write_atomic(errors_path, b"")
     for path, reason in bad_links:  # inputs too, though no image can be read from them

@@ -9,7 +9,6 @@ that computation instead of starting a second one.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..atomic import atomic_open, remove_stale_temps
 
 Encoder = Callable[[Path], torch.Tensor]  # image file -> 1 x C x E x E float32
 
@@ -30,6 +31,7 @@ class EmbeddingCache:
     ) -> None:
         self.dir = Path(root) / f"v{model_version_id}"
         self.dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.dir)
         self.encode = encode
         self.memory_items = memory_items
         self._memory: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -66,9 +68,8 @@ class EmbeddingCache:
                 file.unlink(missing_ok=True)  # damaged: compute it again
         with self._encode_lock:
             emb = self.encode(path).float().cpu()
-        tmp = file.with_name(f"{file.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")
-        np.save(tmp, emb.numpy().astype(np.float16))
-        os.replace(tmp, file)
+        with atomic_open(file) as f:
+            np.save(f, emb.numpy().astype(np.float16))
         # Serve what the disk holds (fp16-rounded) so a cached and a fresh embedding of the
         # same image give the same masks.
         emb = emb.half().float()

@@ -14,35 +14,17 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from ..data.sa1b_write import SA1BAnnotation, SA1BFile, SA1BImage, write_atomic, write_sa1b
+from ..atomic import write_atomic
+from ..data.sa1b_write import SA1BAnnotation, SA1BFile, SA1BImage, write_sa1b
 from ..masks import check_rle
 from .categories import coco_categories
+from .export_config import ExportConfig
 from .models import Image, Mask, ReviewState
 from .store import Project
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    format: Literal["sa1b", "coco"] = field(
-        default="sa1b", metadata={"help": "sa1b: one JSON per image; coco: one JSON"})
-    split: Literal["all", "train", "val"] = field(
-        default="all", metadata={"help": "which images to export"})
-    approved_only: bool = field(
-        default=False, metadata={"help": "only masks a reviewer approved"})
-    with_images: bool = field(
-        default=False, metadata={"help": "sa1b: copy the images beside the JSON files, so "
-                                 "the folder is a training set (maskengine.data.SA1BDataset)"})
-
-    def __post_init__(self) -> None:
-        if self.format not in ("sa1b", "coco"):
-            raise ValueError(f"format must be sa1b or coco, got {self.format!r}")
-        if self.split not in ("all", "train", "val"):
-            raise ValueError(f"split must be all, train or val, got {self.split!r}")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .models import Interaction, Mask, ModelVersion
-from .rounds import accepted, served_version
+from .project_dataset import accepted
+from .rounds import served_version
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..atomic import atomic_open, write_atomic
 from ..config import SamConfig
-from ..data.types import Sample
 from ..training.config import StopTraining, TrainingConfig
-from . import rle
-from .models import Image, Mask, ModelVersion, ReviewState, utcnow
+from .models import ModelVersion, utcnow
+from .project_dataset import ProjectDataset
 from .store import Project
 
 # Fine-tuning defaults of a round: short, gentle, cheap on a CPU. `maskengine train PROJECT`
@@ -89,56 +87,6 @@ class RoundCancelled(StopTraining):
     """Raised by a round's own callback (`on_step` / `on_phase`) to stop it: nothing is
     registered, and the run folder stays; raised from on_step, the trainer saves that step
     first, so the next round resumes exactly where this one stopped."""
-
-
-# -- accepted masks as a training / validation dataset ----------------------------------------
-def accepted(q):  # noqa: ANN001, ANN201 - a SQLAlchemy select over Mask
-    """Restrict a select over Mask to accepted masks: live and not rejected by a reviewer."""
-    return q.where(Mask.deleted_at.is_(None), Mask.review_state != ReviewState.rejected.value)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    path: Path
-    height: int
-    width: int
-    counts: tuple[str, ...]
-
-
-class ProjectDataset:
-    """Images of one split with their accepted masks, as `Sample`s (image H x W x 3 uint8,
-    masks N x H x W bool). A snapshot: masks accepted later are not seen."""
-
-    def __init__(self, project: Project, split: str = "train", max_images: int = 0) -> None:
-        with project.session() as s:
-            rows = s.execute(accepted(
-                select(Image, Mask.rle_counts).join(Mask, Mask.image_id == Image.id)
-                .where(Image.split == split).order_by(Image.id, Mask.id)
-            )).all()
-        by_image: dict[int, list] = {}
-        for image, counts in rows:
-            by_image.setdefault(image.id, [project.image_path(image), image.height,
-                                           image.width, []])[3].append(counts)
-        entries = [_Entry(p, h, w, tuple(c)) for p, h, w, c in by_image.values()]
-        self.entries = entries[:max_images] if max_images else entries
-        self.split = split
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    @property
-    def num_masks(self) -> int:
-        return sum(len(e.counts) for e in self.entries)
-
-    def __getitem__(self, index: int) -> Sample:
-        e = self.entries[index]
-        with PILImage.open(e.path) as im:
-            image = np.asarray(im.convert("RGB"))
-        if image.shape[:2] != (e.height, e.width):
-            raise ValueError(f"{e.path} is {image.shape[1]}x{image.shape[0]}, the store says "
-                             f"{e.width}x{e.height}: the file changed after it was added")
-        masks = np.stack([rle.decode(c, e.height, e.width) for c in e.counts])
-        return Sample(image=image, masks=masks, name=e.path.stem)
 
 
 # -- model versions -----------------------------------------------------------------------------
@@ -260,24 +208,45 @@ def round_running(project: Project) -> bool:
         return True
 
 
+@dataclass(frozen=True)
+class _RoundStart:
+    """What a round starts from, read in one database session."""
+
+    number: int
+    parent_id: int
+    parent_name: str
+    parent_config: dict  # SamConfig fields
+    parent_weights: Path | None
+    train_set: ProjectDataset
+    val_set: ProjectDataset
+
+
 def _run_round(project: Project, cfg: RoundConfig, progress: bool,
                log: Callable[[str], None],
                on_step: Callable[[int, dict[str, float]], None] | None,
                on_phase: Callable[[str], None]) -> RoundResult:
-    import torch
+    start = _start(project, cfg, log)
+    on_phase("training")
+    weights, device, train_metrics = _train(project, cfg, start, progress, log, on_step)
+    promoted, note, val_metrics = _judge(project, cfg, start, weights, device, on_phase)
+    metrics = {"train": train_metrics, **val_metrics}
+    on_phase("registering")
+    mv_id = _register(project, start, weights, metrics, promoted, note)
+    log(f"round {start.number}: version {mv_id}: {note}")
+    return RoundResult(version_id=mv_id, round=start.number, promoted=promoted, note=note,
+                       metrics=metrics, weights=weights)
 
-    from ..modeling import create_model
-    from ..training.trainer import train
-    from .segmenter import model_key
 
+def _start(project: Project, cfg: RoundConfig, log: Callable[[str], None]) -> _RoundStart:
+    """The served model to fine-tune, the round's number and its train / val data."""
     with project.session() as s:
         parent = served_version(s)
         if parent is None:
             raise RoundError("the project has no served model yet: start `maskengine serve` "
                              "once or annotate first")
-        parent_id, parent_name = parent.id, parent.name
         number = (s.scalar(select(ModelVersion.round).order_by(ModelVersion.round.desc())
                            .limit(1)) or 0) + 1
+        parent_id, parent_name = parent.id, parent.name
         parent_config = json.loads(parent.config_json)
         parent_weights = weights_path(project, parent)
     train_set = ProjectDataset(project, "train")
@@ -287,88 +256,114 @@ def _run_round(project: Project, cfg: RoundConfig, progress: bool,
     log(f"round {number}: fine-tuning version {parent_id} on {train_set.num_masks} masks of "
         f"{len(train_set)} images; {val_set.num_masks} validation masks on {len(val_set)} "
         f"images")
+    return _RoundStart(number, parent_id, parent_name, parent_config, parent_weights,
+                       train_set, val_set)
 
-    run_dir = project.root / "runs" / f"round_{number:03d}"
+
+def _train(project: Project, cfg: RoundConfig, start: _RoundStart, progress: bool,
+           log: Callable[[str], None],
+           on_step: Callable[[int, dict[str, float]], None] | None,
+           ) -> tuple[Path, str, dict]:
+    """Fine-tune in runs/round_NNN: (the weights file, the device, the training figures)."""
+    import torch
+
+    from ..modeling import create_model
+    from ..training.trainer import train
+
+    run_dir = project.root / "runs" / f"round_{start.number:03d}"
     run_dir.mkdir(parents=True, exist_ok=True)
     config_file = run_dir / "sam_config.json"
-    config_file.write_text(json.dumps(parent_config, indent=1))
+    write_atomic(config_file, json.dumps(start.parent_config, indent=1))
+    parent_weights = start.parent_weights
     if parent_weights is None:
         # A randomly initialised starting model: write its weights so training starts
         # from the same network the annotators used.
         parent_weights = run_dir / "parent.pt"
-        torch.save(create_model(SamConfig(**parent_config)).state_dict(), parent_weights)
-    tcfg = TrainingConfig(**{**cfg.training.to_dict(), "out": str(run_dir / "train"),
-                             "model": str(config_file), "checkpoint": str(parent_weights),
-                             "data": f"project:{project.root}"})
+        with atomic_open(parent_weights) as f:
+            torch.save(create_model(SamConfig(**start.parent_config)).state_dict(), f)
+    training = TrainingConfig(**{**cfg.training.to_dict(), "out": str(run_dir / "train"),
+                                 "model": str(config_file), "checkpoint": str(parent_weights),
+                                 "data": f"project:{project.root}"})
     t0 = time.perf_counter()
-    data = train_set
+    data = start.train_set
     if cfg.replay:
         from ..data import open_dataset
         from ..data.mix import MixedDataset
 
         replay = open_dataset(TrainingConfig(data=cfg.replay, num_images=1_000_000))
-        data = MixedDataset(train_set, replay, cfg.replay_fraction)
-        log(f"round {number}: replaying {cfg.replay} as {cfg.replay_fraction:.0%} of samples")
-    on_phase("training")
-    trained = train(tcfg, progress=progress, dataset=data, on_step=on_step)
+        data = MixedDataset(start.train_set, replay, cfg.replay_fraction)
+        log(f"round {start.number}: replaying {cfg.replay} as {cfg.replay_fraction:.0%} of "
+            "samples")
+    trained = train(training, progress=progress, dataset=data, on_step=on_step)
     train_seconds = time.perf_counter() - t0
     weights = run_dir / "model.pt"
-    shutil.copyfile(trained, weights.with_suffix(".tmp"))
-    weights.with_suffix(".tmp").replace(weights)
+    with open(trained, "rb") as src, atomic_open(weights) as dst:
+        shutil.copyfileobj(src, dst)
+    figures = {"images": len(start.train_set), "masks": start.train_set.num_masks,
+               "replay": cfg.replay,
+               "replay_fraction": cfg.replay_fraction if cfg.replay else 0.0,
+               "steps": training.steps, "seconds": round(train_seconds, 1)}
+    return weights, training.device or "cpu", figures
 
-    device = tcfg.device or "cpu"
-    metrics: dict = {"train": {"images": len(train_set), "masks": train_set.num_masks,
-                               "replay": cfg.replay,
-                               "replay_fraction": cfg.replay_fraction if cfg.replay else 0.0,
-                               "steps": tcfg.steps, "seconds": round(train_seconds, 1)}}
-    note, promoted = "", True
+
+def _judge(project: Project, cfg: RoundConfig, start: _RoundStart, weights: Path, device: str,
+           on_phase: Callable[[str], None]) -> tuple[bool, str, dict]:
+    """Whether to promote the new weights, why, and the validation figures ({"val",
+    "parent_val"} when there were validation masks)."""
+    import torch
+
+    from ..modeling import create_model
+
     finite = all(bool(torch.isfinite(v).all()) for v in
                  torch.load(weights, map_location="cpu", weights_only=True).values()
                  if v.is_floating_point())
     if not finite:
         # A diverged run (too high a learning rate): nothing to validate or serve.
-        promoted, note = False, ("kept, not promoted: training diverged (weights are not "
-                                 "finite); lower the learning rate")
-    elif len(val_set):
-        on_phase("validating")
-        new_model = create_model(SamConfig(**parent_config), checkpoint=weights, device=device)
-        metrics["val"] = validate(new_model, val_set, cfg.max_clicks)
-        with project.session() as s:
-            old_model = load_version(project, s.get(ModelVersion, parent_id), device)
-        metrics["parent_val"] = validate(old_model, val_set, cfg.max_clicks)
-        why = _worse(metrics["val"], metrics["parent_val"], cfg.tolerance)
-        if why:
-            promoted, note = False, f"kept, not promoted: {why}"
-        else:
-            v, o = metrics["val"]["default"], metrics["parent_val"]["default"]
-            note = (f"promoted: validation mIoU@1 {o['miou@1']:.3f} -> {v['miou@1']:.3f}, "
-                    f"NoC@90 {o['noc@90']:.2f} -> {v['noc@90']:.2f}")
-    elif cfg.force:
-        note = "promoted without validation (forced): no accepted masks on validation images"
-    else:
-        promoted, note = False, ("kept, not promoted: no accepted masks on validation images "
-                                 "to compare it on; label some, or force the promotion")
-    on_phase("registering")
-    key, wsha = model_key(SamConfig(**parent_config), str(weights))
+        return False, ("kept, not promoted: training diverged (weights are not finite); "
+                       "lower the learning rate"), {}
+    if not len(start.val_set):
+        if cfg.force:
+            return True, ("promoted without validation (forced): no accepted masks on "
+                          "validation images"), {}
+        return False, ("kept, not promoted: no accepted masks on validation images to "
+                       "compare it on; label some, or force the promotion"), {}
+    on_phase("validating")
+    new_model = create_model(SamConfig(**start.parent_config), checkpoint=weights,
+                             device=device)
+    metrics = {"val": validate(new_model, start.val_set, cfg.max_clicks)}
     with project.session() as s:
-        mv = ModelVersion(key=key, name=f"{parent_name.split('@')[0]}@round{number}",
-                          config_json=json.dumps(parent_config),
+        old_model = load_version(project, s.get(ModelVersion, start.parent_id), device)
+    metrics["parent_val"] = validate(old_model, start.val_set, cfg.max_clicks)
+    why = _worse(metrics["val"], metrics["parent_val"], cfg.tolerance)
+    if why:
+        return False, f"kept, not promoted: {why}", metrics
+    v, o = metrics["val"]["default"], metrics["parent_val"]["default"]
+    return True, (f"promoted: validation mIoU@1 {o['miou@1']:.3f} -> {v['miou@1']:.3f}, "
+                  f"NoC@90 {o['noc@90']:.2f} -> {v['noc@90']:.2f}"), metrics
+
+
+def _register(project: Project, start: _RoundStart, weights: Path, metrics: dict,
+              promoted: bool, note: str) -> int:
+    """Record the new version (promoted or not) and the parent's first validation; its id."""
+    from .segmenter import model_key
+
+    key, wsha = model_key(SamConfig(**start.parent_config), str(weights))
+    with project.session() as s:
+        mv = ModelVersion(key=key, name=f"{start.parent_name.split('@')[0]}@round{start.number}",
+                          config_json=json.dumps(start.parent_config),
                           checkpoint=_relative(project, weights), checkpoint_sha256=wsha,
-                          round=number, parent_id=parent_id, metrics_json=json.dumps(metrics),
-                          note=note)
-        parent = s.get(ModelVersion, parent_id)
+                          round=start.number, parent_id=start.parent_id,
+                          metrics_json=json.dumps(metrics), note=note)
+        parent = s.get(ModelVersion, start.parent_id)
         parent_metrics = json.loads(parent.metrics_json or "{}")
         if "parent_val" in metrics and "val" not in parent_metrics:
             # The starting model was never validated: its figures are these.
             parent.metrics_json = json.dumps({**parent_metrics, "val": metrics["parent_val"]})
         if s.scalar(select(ModelVersion).where(ModelVersion.key == key)) is not None:
-            raise RoundError(f"round {number} produced weights identical to an existing "
+            raise RoundError(f"round {start.number} produced weights identical to an existing "
                              f"version (nothing was learned?)")
         s.add(mv)
         s.flush()
         if promoted:
             promote(s, mv)
-        mv_id = mv.id
-    log(f"round {number}: version {mv_id}: {note}")
-    return RoundResult(version_id=mv_id, round=number, promoted=promoted, note=note,
-                       metrics=metrics, weights=weights)
+        return mv.id

@@ -22,6 +22,7 @@ from PIL import Image as PILImage
 from ..config import SamConfig
 from ..modeling import Sam, create_model
 from ..modeling.registry import bundled_weights_path
+from ..predictor import check_prompts, decode_prompts, input_frame_prompts
 from ..transforms import ResizeLongestSide, preprocess_shape
 from . import rle
 from .embeddings import EmbeddingCache
@@ -83,13 +84,30 @@ def make_prompt(
             )
         mask = np.frombuffer(mask_input, dtype="<f2").astype(np.float32)
         mask = mask.reshape(low_res_size, low_res_size)
-        if not np.isfinite(mask).all():
-            raise InvalidField(("body", "mask_input"), "mask_input holds NaN or infinity")
     pts = np.array([(x, y) for x, y, _ in points], dtype=np.float64).reshape(-1, 2)
     labels = np.array([lab for _, _, lab in points], dtype=np.int64)
-    return Prompt(points=pts if len(pts) else None, labels=labels if len(pts) else None,
-                  box=None if box is None else np.asarray(box, dtype=np.float64),
-                  mask_input=mask, multimask=multimask)
+    prompt = Prompt(points=pts if len(pts) else None, labels=labels if len(pts) else None,
+                    box=None if box is None else np.asarray(box, dtype=np.float64),
+                    mask_input=mask, multimask=multimask)
+    _checked(prompt, low_res_size)
+    return prompt
+
+
+# check_prompts names its arguments; the request's fields are named differently.
+_FIELDS = {"point_coords": "points", "point_labels": "points", "box": "box",
+           "mask_input": "mask_input"}
+
+
+def _checked(prompt: Prompt, low_res_size: int) -> tuple:
+    """`predictor.check_prompts` on a Prompt (one prompt, original frame); InvalidField
+    naming the request field on failure."""
+    mask = None if prompt.mask_input is None else prompt.mask_input[None]
+    try:
+        return check_prompts(prompt.points, prompt.labels, prompt.box, mask, batched=False,
+                             low_res=low_res_size)
+    except ValueError as exc:
+        field = _FIELDS.get(str(exc).split(" ", 1)[0], "prompt")
+        raise InvalidField(("body", field), str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -110,10 +128,8 @@ class ModelSpec:
     checkpoint: str | None = None
 
     def load(self, device: str = "cpu") -> Sam:
-        if self.config_path:
-            cfg = SamConfig(**json.loads(Path(self.config_path).read_text()))
-            return create_model(cfg, checkpoint=self.checkpoint, device=device)
-        return create_model(self.name, checkpoint=self.checkpoint, device=device)
+        return create_model(self.config_path or self.name, checkpoint=self.checkpoint,
+                            device=device)
 
     def weights_file(self) -> str | None:
         return self.checkpoint or (
@@ -179,21 +195,14 @@ class Segmenter:
     @torch.inference_mode()
     def predict(self, image: ImageRef, prompt: Prompt) -> list[Candidate]:
         """Candidates sorted by predicted IoU, best first (3 with multimask, else 1)."""
-        feats = self.embedding(image).to(self.model.device)
         size = (image.height, image.width)
-        dev = self.model.device
-        points = boxes = masks = None
-        if prompt.points is not None and len(prompt.points):
-            coords = self.transform.apply_coords(prompt.points, size)
-            points = (torch.as_tensor(coords, dtype=torch.float, device=dev)[None],
-                      torch.as_tensor(prompt.labels, dtype=torch.int, device=dev)[None])
-        if prompt.box is not None:
-            b = self.transform.apply_boxes(prompt.box[None], size)
-            boxes = torch.as_tensor(b, dtype=torch.float, device=dev)
-        if prompt.mask_input is not None:
-            masks = torch.as_tensor(prompt.mask_input, dtype=torch.float, device=dev)[None, None]
-        if points is None and boxes is None and masks is None:
-            raise ValueError("give at least one prompt: points, box or mask_input")
+        # The Predictor's checks and frame transform, on a cached embedding.
+        coords, labels, boxes, masks = _checked(prompt, self.low_res_size)
+        points, boxes, masks = input_frame_prompts(
+            self.transform, size, None if coords is None else coords[None],
+            None if labels is None else labels[None], None if boxes is None else boxes[None],
+            None if masks is None else masks[None], self.model.device)
+        feats = self.embedding(image).to(self.model.device)
         input_size = preprocess_shape(image.height, image.width, self.model.config.image_size)
         full_np, low_np, scores = self._decoder.submit(
             self._decode, feats, points, boxes, masks, prompt.multimask, input_size, size
@@ -212,11 +221,10 @@ class Segmenter:
         size: tuple[int, int],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """On the decoder thread: -> masks C x H x W bool, low-res C x L x L fp16, IoU C."""
-        sparse, dense = self.model.prompt_encoder(points, boxes, masks)
-        low_res, iou = self.model.mask_decoder(feats, self._dense_pe, sparse, dense, multimask)
-        full = self.model.postprocess_masks(low_res, input_size, size)[0]
-        return ((full > self.model.mask_threshold).cpu().numpy(),
-                low_res[0].cpu().numpy().astype(np.float16), iou[0].cpu().numpy())
+        full, iou, low_res = decode_prompts(self.model, feats, points, boxes, masks, multimask,
+                                            input_size, size, dense_pe=self._dense_pe)
+        return (full[0].cpu().numpy(), low_res[0].cpu().numpy().astype(np.float16),
+                iou[0].cpu().numpy())
 
     def close(self) -> None:
         self._decoder.shutdown(wait=True)

@@ -48,9 +48,14 @@ def user_by_token(s: Session, *, token: str) -> User | None:
     return s.scalar(select(User).where(User.token_hash == hash_token(token)))
 
 
-def require_role(user: User, *roles: Role) -> None:
-    if user.role != Role.admin.value and user.role not in {r.value for r in roles}:
+def require_role(user: User, role: Role, *more: Role) -> None:
+    """Forbidden unless `user` has one of the roles named (an admin may do anything)."""
+    if user.role != Role.admin.value and user.role not in {r.value for r in (role, *more)}:
         raise Forbidden(f"user {user.name!r} ({user.role}) may not do this")
+
+
+def require_admin(user: User) -> None:
+    require_role(user, Role.admin)
 
 
 # -- model versions ----------------------------------------------------------------------

@@ -29,10 +29,11 @@ from PIL import Image as PILImage
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..atomic import write_atomic
+from ..image_files import IMAGE_SUFFIXES
 from .models import Image, Role, User
 
 PROJECT_FILE = "project.json"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class ProjectError(ValueError):
@@ -71,11 +72,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
+def migrate(db_engine: Engine, revision: str = "head") -> None:
     """Bring the database schema to `revision` with the packaged Alembic migrations."""
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
-    with engine.begin() as conn:
+    with db_engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
@@ -90,14 +91,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -137,11 +130,11 @@ def scan_images(folder: Path, result: AddResult) -> list[Path]:
 class Project:
     """An open project: its folder, settings and database. Use `Project.open(path)`."""
 
-    def __init__(self, root: Path, config: ProjectConfig, engine: Engine) -> None:
+    def __init__(self, root: Path, config: ProjectConfig, db_engine: Engine) -> None:
         self.root = root
         self.config = config
-        self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.db_engine = db_engine  # SQLAlchemy's
+        self._sessions = sessionmaker(db_engine, expire_on_commit=False)
 
     @classmethod
     def open(cls, root: str | os.PathLike, db_url: str | None = None) -> Project:
@@ -152,9 +145,9 @@ class Project:
                                f"create one with `maskengine init {root} --images DIR`")
         config = ProjectConfig(**json.loads(file.read_text()))
         url = db_url or config.db_url or f"sqlite:///{root / 'store.db'}"
-        engine = make_engine(url)
-        migrate(engine)
-        return cls(root, config, engine)
+        db_engine = make_engine(url)
+        migrate(db_engine)
+        return cls(root, config, db_engine)
 
     @property
     def images_dir(self) -> Path:
@@ -178,7 +171,7 @@ class Project:
         return p if p.is_absolute() else self.images_dir / p
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.db_engine.dispose()
 
     # -- images --------------------------------------------------------------------------
     def add_images(self, paths: Iterable[Path], result: AddResult | None = None) -> AddResult:
@@ -278,7 +271,7 @@ def init_project(
     config = ProjectConfig(images_dir=rel, db_url=db_url, val_fraction=val_fraction)
     project = None
     try:
-        _write_atomic(root / PROJECT_FILE,
+        write_atomic(root / PROJECT_FILE,
                       json.dumps(dataclasses.asdict(config), indent=1) + "\n")
         project = Project.open(root)
         project.add_image_dir(images, result)
@@ -288,7 +281,7 @@ def init_project(
 
             with project.session() as s:
                 add_categories(s, classes)
-        _write_atomic(root / "admin_token", token + "\n", mode=0o600)
+        write_atomic(root / "admin_token", token + "\n", mode=0o600)
     except BaseException:
         if project is not None:
             project.close()

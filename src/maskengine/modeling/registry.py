@@ -11,32 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ..config import SamConfig, TinyViTConfig
+from ..config import MODEL_CONFIGS, SamConfig, TinyViTConfig
 from .sam import Sam
-
-MODEL_CONFIGS: dict[str, SamConfig] = {
-    "vit_b": SamConfig(),
-    "vit_l": SamConfig(
-        encoder_embed_dim=1024, encoder_depth=24, encoder_num_heads=16,
-        encoder_global_attn_indexes=(5, 11, 17, 23),
-    ),
-    "vit_h": SamConfig(
-        encoder_embed_dim=1280, encoder_depth=32, encoder_num_heads=16,
-        encoder_global_attn_indexes=(7, 15, 23, 31),
-    ),
-    # MobileSAM (`mobile_sam.pt`): TinyViT encoder, the standard prompt encoder and decoder.
-    "vit_t": SamConfig(tiny_vit=TinyViTConfig()),
-    # The bundled model: small enough to train and run on a laptop CPU (a TinyViT encoder of
-    # 1.8M parameters, input 256, 16 x 16 embedding, prompt dim 128); weights in the package.
-    # Chosen by benchmarks/model_study.py: it learns fastest per CPU-minute (docs/training.md).
-    "tiny": SamConfig(
-        image_size=256, patch_size=16, prompt_embed_dim=128, decoder_mlp_dim=512,
-        iou_head_hidden_dim=128,
-        tiny_vit=TinyViTConfig(embed_dims=(32, 64, 128, 160), depths=(2, 2, 4, 2),
-                               num_heads=(1, 2, 4, 5), window_sizes=(7, 8, 8, 8),
-                               num_classes=0),
-    ),
-}
 
 # Weights shipped inside the package, loaded when no checkpoint is given.
 BUNDLED_WEIGHTS: dict[str, str] = {"tiny": "tiny.pt"}
@@ -198,49 +174,67 @@ def check_fits(model: Sam, sd: Mapping[str, torch.Tensor], source: str) -> None:
     raise CheckpointError("; ".join(parts))
 
 
-def resolve_config(name_or_path: str) -> SamConfig:
-    """A registered size name, or the path of a JSON file of SamConfig fields."""
-    if name_or_path in MODEL_CONFIGS:
-        return MODEL_CONFIGS[name_or_path]
-    path = Path(name_or_path)
+def resolve_config(spec: str | os.PathLike | SamConfig) -> SamConfig:
+    """The SamConfig a model spec names: a SamConfig itself, a registered size name, or the
+    path of a JSON file of SamConfig fields (any existing file; a missing one whose name
+    ends in .json is a FileNotFoundError)."""
+    if isinstance(spec, SamConfig):
+        return spec
+    if str(spec) in MODEL_CONFIGS:
+        return MODEL_CONFIGS[str(spec)]
+    path = Path(spec)
     if path.is_file():
-        return SamConfig(**json.loads(path.read_text()))
-    raise ValueError(f"model {name_or_path!r} is neither a registered size "
+        try:
+            return SamConfig(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"model config {path} is not a JSON object of SamConfig "
+                             f"fields: {exc}") from exc
+    if path.suffix == ".json":
+        raise FileNotFoundError(f"model config {path} does not exist")
+    raise ValueError(f"unknown model {str(spec)!r}: neither a registered size "
                      f"({', '.join(MODEL_CONFIGS)}) nor a SamConfig JSON file")
 
 
+def resolve_checkpoint(spec: str | os.PathLike | SamConfig | None,
+                       checkpoint: str | os.PathLike | None) -> Path | None:
+    """The weights file a model is loaded from: `checkpoint`; the bundled weights of the
+    registered size `spec` when `checkpoint` is 'bundled' (an error when it has none); None
+    when `checkpoint` is None."""
+    if checkpoint is None:
+        return None
+    if str(checkpoint) != "bundled":
+        return Path(checkpoint)
+    path = bundled_weights_path(spec) if isinstance(spec, str) else None
+    if path is None:
+        raise ValueError(f"model {spec!r} has no bundled weights")
+    return path
+
+
 def create_model(
-    name_or_config: str | SamConfig | None = None,
+    name_or_config: str | os.PathLike | SamConfig | None = None,
     checkpoint: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
 ) -> Sam:
-    """Build a Sam in eval mode.
+    """Build a Sam in eval mode: the one way a model is loaded by name, config or checkpoint.
 
     name_or_config: a registered name ("vit_b", "vit_l", "vit_h", "vit_t", "tiny"), a
-    SamConfig or the path of a SamConfig JSON file, or None to infer the size from
-    `checkpoint`. Without a checkpoint, a name with bundled
-    weights ("tiny") loads them; other sizes get random weights.
+    SamConfig or the path of a SamConfig JSON file (`resolve_config`), or None to infer the
+    size from `checkpoint`. checkpoint: a state_dict file, or 'bundled'. Without a
+    checkpoint, a name with bundled weights ("tiny") loads them; other sizes get random
+    weights.
     """
-    sd = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if checkpoint is None and isinstance(name_or_config, str):
+        checkpoint = bundled_weights_path(name_or_config)
+    path = resolve_checkpoint(name_or_config, checkpoint)
+    sd = load_checkpoint(path) if path is not None else None
     if name_or_config is None:
         if sd is None:
             raise ValueError("give a model name, a SamConfig, or a checkpoint to infer it from")
         cfg = infer_config(sd)
-    elif isinstance(name_or_config, SamConfig):
-        cfg = name_or_config
-    elif name_or_config in MODEL_CONFIGS:
-        cfg = MODEL_CONFIGS[name_or_config]
-        if sd is None and (bundled := bundled_weights_path(name_or_config)) is not None:
-            checkpoint, sd = bundled, load_checkpoint(bundled)
-    elif Path(name_or_config).suffix == ".json":
-        cfg = resolve_config(name_or_config)
     else:
-        raise ValueError(
-            f"unknown model {name_or_config!r}; known: {', '.join(MODEL_CONFIGS)}"
-        )
+        cfg = resolve_config(name_or_config)
     model = Sam.from_config(cfg)
     if sd is not None:
-        check_fits(model, sd, str(checkpoint))
+        check_fits(model, sd, str(path))
         model.load_state_dict(sd, strict=True)
     return model.to(device or "cpu").eval()
-

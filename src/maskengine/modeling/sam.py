@@ -78,17 +78,19 @@ class Sam(nn.Module):
         boxes: torch.Tensor | None = None,
         mask_input: torch.Tensor | None = None,
         multimask_output: bool = True,
+        dense_pe: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> (low-res logits B x M x 4E x 4E, IoU predictions B x M).
 
         image_embeddings: 1 x C x E x E shared by the B prompts, or B x C x E x E.
         points: (B x N x 2 input-frame (x, y), B x N labels); boxes: B x 4 input-frame
-        (x0, y0, x1, y1); mask_input: B x 1 x 4E x 4E logits.
+        (x0, y0, x1, y1); mask_input: B x 1 x 4E x 4E logits. dense_pe: the prompt
+        encoder's `get_dense_pe()` when a caller keeps it (it depends on the weights alone).
         """
         sparse, dense = self.prompt_encoder(points, boxes, mask_input)
-        return self.mask_decoder(
-            image_embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense, multimask_output
-        )
+        if dense_pe is None:
+            dense_pe = self.prompt_encoder.get_dense_pe()
+        return self.mask_decoder(image_embeddings, dense_pe, sparse, dense, multimask_output)
 
     def forward(
         self,

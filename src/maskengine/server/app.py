@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
-import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -23,6 +22,7 @@ from ..engine.errors import BadImage, Conflict, EngineError, Forbidden, InvalidF
 from ..engine.rounds import promote, served_version
 from ..engine.segmenter import ModelSpec, Segmenter, model_key
 from ..engine.store import Project
+from ..threads import set_process_threads
 from .deps import AppState
 from .limits import BodyLimit, validation_error
 from .round_runner import NoRound, RoundRunner
@@ -37,8 +37,7 @@ def load_state(project_dir: str | os.PathLike, settings: ServerSettings) -> AppS
     """Open the project and the model version that serves predictions: the project's
     promoted version, unless --checkpoint / --model-config name other weights. A project
     without one promotes the model it starts with (round 0)."""
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
+    set_process_threads(settings.threads)
     project = Project.open(project_dir, db_url=settings.db)
     with project.session() as s:
         served = served_version(s)
@@ -74,7 +73,7 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = load_state(project_dir, settings)
-        app.state.engine = state
+        app.state.app_state = state
         app.state.watcher = watcher = ModelWatcher(state, settings.model_poll)
         app.state.rounds = runner = RoundRunner(state.project, on_promoted=watcher.check)
         watcher.start()

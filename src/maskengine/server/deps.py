@@ -60,7 +60,7 @@ class AppState:
 
 
 def get_state(request: Request) -> AppState:
-    return request.app.state.engine
+    return request.app.state.app_state
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

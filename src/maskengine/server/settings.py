@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..modeling.registry import MODEL_CONFIGS
+from ..config import MODEL_CONFIGS
 
 
 @dataclass(frozen=True)

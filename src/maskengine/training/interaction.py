@@ -26,12 +26,12 @@ from .losses import StepLoss, prompt_loss
 def sample_points(region: torch.Tensor, image_size: int, gen: torch.Generator) -> torch.Tensor:
     """One point uniform in each region. region: P x L x L bool (non-empty rows, else an
     arbitrary cell). Returns P x 2 float (x, y) input-frame pixels, uniform inside the cell."""
-    p, lsz = region.shape[0], region.shape[-1]
+    p, side = region.shape[0], region.shape[-1]
     score = torch.rand(region.shape, generator=gen, device=region.device) + region * 2.0
     flat = score.flatten(1).argmax(1)
-    cell = torch.stack([flat % lsz, flat // lsz], dim=1).float()
+    cell = torch.stack([flat % side, flat // side], dim=1).float()
     u = torch.rand(p, 2, generator=gen, device=region.device)
-    return (cell + u) * (image_size / lsz) - 0.5
+    return (cell + u) * (image_size / side) - 0.5
 
 
 def noisy_boxes(boxes: torch.Tensor, image_size: int, gen: torch.Generator,
@@ -70,7 +70,7 @@ class InteractionResult:
     hinted: bool = False  # the first prompt carried the true mask (mask_hint)
 
 
-def simulate(
+def interactive_rollout(
     model: Sam, embeddings: torch.Tensor, batch: Batch, *, points: int, mask_only: int,
     box_prob: float, weights: tuple[float, float, float], gen: torch.Generator,
     grad_iterations: int = 0, mask_hint: float = 0.0, focal_alpha: float = 0.25,
@@ -85,7 +85,7 @@ def simulate(
     dev = embeddings.device
     targets = batch.targets.to(dev)
     gt = targets > 0.5
-    lsz = targets.shape[-1]
+    side = targets.shape[-1]
     p = len(targets)
     rows = torch.arange(p, device=dev)
     emb = embeddings[batch.image_index.to(dev)]
@@ -112,12 +112,12 @@ def simulate(
         with_grad = {0, *rest[: grad_iterations - 1]}
     for it, add_point in enumerate(plan):
         if it > 0 and add_point:
-            pred = F.interpolate(prev, (lsz, lsz), mode="bilinear", align_corners=False)[:, 0] > 0
+            pred = F.interpolate(prev, (side, side), mode="bilinear", align_corners=False)[:, 0] > 0
             err = pred ^ gt
             # No error left: a positive point inside the mask keeps the prompt count even.
             region = torch.where(err.flatten(1).any(1)[:, None, None], err, gt)
             new = sample_points(region, s, gen)
-            lab = gt.flatten(1)[rows, _cell_index(new, s, lsz)].int()
+            lab = gt.flatten(1)[rows, _cell_index(new, s, side)].int()
             coords = torch.cat([coords, new[:, None]], 1)
             labels = torch.cat([labels, lab[:, None]], 1)
         multimask = it == 0
@@ -131,15 +131,16 @@ def simulate(
             if coords.shape[1] > start:
                 pts = (coords[idx, start:], labels[idx, start:])
             with ctx:
-                lo, io = model.decode(emb[idx], pts, boxes[idx] if box else None,
-                                      None if prev is None else prev[idx], multimask)
-            outs.append((idx, lo, io))
+                low_logits, iou_pred = model.decode(
+                    emb[idx], pts, boxes[idx] if box else None,
+                    None if prev is None else prev[idx], multimask)
+            outs.append((idx, low_logits, iou_pred))
         order = torch.cat([o[0] for o in outs])
         inv = torch.argsort(order)
         logits = torch.cat([o[1] for o in outs])[inv]
         iou = torch.cat([o[2] for o in outs])[inv]
-        up = logits if logits.shape[-1] == lsz else F.interpolate(
-            logits, (lsz, lsz), mode="bilinear", align_corners=False)
+        up = logits if logits.shape[-1] == side else F.interpolate(
+            logits, (side, side), mode="bilinear", align_corners=False)
         res = prompt_loss(up, iou, targets, *weights, focal_alpha=focal_alpha)
         if it in with_grad:
             results.append(res)
@@ -157,7 +158,7 @@ def simulate(
     )
 
 
-def _cell_index(xy: torch.Tensor, image_size: int, lsz: int) -> torch.Tensor:
+def _cell_index(xy: torch.Tensor, image_size: int, side: int) -> torch.Tensor:
     """P x 2 input-frame (x, y) -> flat index on the L x L loss grid."""
-    cell = ((xy + 0.5) * (lsz / image_size)).long().clamp(0, lsz - 1)
-    return cell[:, 1] * lsz + cell[:, 0]
+    cell = ((xy + 0.5) * (side / image_size)).long().clamp(0, side - 1)
+    return cell[:, 1] * side + cell[:, 0]

@@ -13,44 +13,31 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_open, remove_stale_temps, write_atomic
 from ..data import Dataset, open_dataset
 from ..modeling import Sam
-from ..modeling.registry import (
-    bundled_weights_path,
-    check_fits,
-    load_checkpoint,
-    resolve_config,
-)
+from ..modeling.registry import create_model, resolve_config
+from ..threads import set_process_threads
 from . import distributed
 from .batch import Batch, StepBatches
 from .config import StopTraining, TrainingConfig
-from .interaction import simulate
+from .interaction import interactive_rollout
 
 
 def build_model(cfg: TrainingConfig) -> Sam:
-    """A Sam from scratch (seeded), or initialised from `cfg.checkpoint`."""
+    """A Sam from scratch (seeded), or initialised from `cfg.checkpoint` (a file or
+    'bundled')."""
     torch.manual_seed(cfg.seed)
+    if cfg.checkpoint:
+        return create_model(cfg.model, cfg.checkpoint)
     model = Sam.from_config(resolve_config(cfg.model))
-    path: Path | None = None
-    if cfg.checkpoint == "bundled":
-        path = bundled_weights_path(cfg.model)
-        if path is None:
-            raise ValueError(f"model {cfg.model!r} has no bundled weights")
-    elif cfg.checkpoint:
-        path = Path(cfg.checkpoint)
-    if path is not None:
-        sd = load_checkpoint(path)
-        check_fits(model, sd, str(path))
-        model.load_state_dict(sd, strict=True)
-    else:
-        init_from_scratch(model)
+    init_from_scratch(model)
     return model
 
 
@@ -95,15 +82,8 @@ def lr_factor(step: int, cfg: TrainingConfig) -> float:
 
 
 def _save(obj: object, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        torch.save(obj, f)
 
 
 class Trainer:
@@ -113,8 +93,7 @@ class Trainer:
         """dataset: the samples to train on; default: the one `cfg.data` names."""
         self.cfg = cfg
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        set_process_threads(cfg.threads)
         self.rank, self.world = distributed.init_from_env(self.device)
         self.run_dir = Path(cfg.out)
         self.model = build_model(cfg).to(self.device)
@@ -161,7 +140,7 @@ class Trainer:
         if metrics.is_file() and self.rank == 0:  # drop lines written after the last save
             lines = [ln for ln in metrics.read_text().splitlines()
                      if ln and json.loads(ln)["step"] <= self.step]
-            _write_text(metrics, "".join(ln + "\n" for ln in lines))
+            write_atomic(metrics, "".join(ln + "\n" for ln in lines))
         return True
 
     def save(self) -> None:
@@ -218,10 +197,11 @@ class Trainer:
                if cfg.amp and self.device.type == "cuda" else contextlib.nullcontext())
         with amp:
             emb = self._embed(batch.inputs.to(self.device), keys)
-            res = simulate(self.model, emb, batch, points=cfg.points, mask_only=cfg.mask_only,
-                           box_prob=cfg.box_prob, grad_iterations=cfg.grad_iterations,
-                           mask_hint=cfg.mask_hint, focal_alpha=cfg.focal_alpha,
-                           weights=(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight), gen=gen)
+            res = interactive_rollout(
+                self.model, emb, batch, points=cfg.points, mask_only=cfg.mask_only,
+                box_prob=cfg.box_prob, grad_iterations=cfg.grad_iterations,
+                mask_hint=cfg.mask_hint, focal_alpha=cfg.focal_alpha,
+                weights=(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight), gen=gen)
         (res.loss / (cfg.accumulate * self.world)).backward()
         return {"loss": float(res.loss.detach()), "focal": res.focal, "dice": res.dice,
                 "iou_mse": res.iou_mse, "iou_first": res.first_iou, "iou_last": res.last_iou,
@@ -266,7 +246,9 @@ class Trainer:
         main = self.rank == 0  # data-parallel ranks > 0 write nothing
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if main:
-            _write_text(self.run_dir / "config.json", json.dumps(
+            for folder in (self.run_dir, self.run_dir / "checkpoints"):
+                remove_stale_temps(folder)  # what a killed run was writing
+            write_atomic(self.run_dir / "config.json", json.dumps(
                 {"training": self.cfg.to_dict(), "model": self.model.config.to_dict(),
                  "processes": self.world}, indent=2))
         budget = self.cfg.max_cpu_minutes * 60.0

@@ -22,5 +22,5 @@ def get_categories(session: SessionDep, _user: UserDep) -> list[CategoryPublic]:
 @router.post("", response_model=list[CategoryPublic], status_code=status.HTTP_201_CREATED)
 def post_categories(body: CategoriesIn, session: SessionDep, user: UserDep) -> list[CategoryPublic]:
     """Add classes (admins): all of them, or none when one exists already (409)."""
-    services.require_role(user)
+    services.require_admin(user)
     return [CategoryPublic(id=c.id, name=c.name) for c in add_categories(session, body.names)]

@@ -52,7 +52,7 @@ def start_round(
     """Start one round (admins): fine-tune the served model on the accepted masks, validate,
     register, promote unless worse; the server switches to a promoted model by itself.
     Answers at once; GET /api/rounds shows progress, the result or the error."""
-    services.require_role(user)
+    services.require_admin(user)
     runner = _runner(request)
     overrides = {} if body is None else body.model_dump(exclude_none=True)
     force = bool(overrides.pop("force", False))
@@ -73,7 +73,7 @@ def cancel_round(request: Request, session: SessionDep, user: UserDep) -> Rounds
     validation or registering), registers nothing, and keeps its run folder, so the next
     round resumes where this one stopped. Answers at once with phase "cancelling";
     GET /api/rounds shows `cancelled` once it has stopped."""
-    services.require_role(user)
+    services.require_admin(user)
     runner = _runner(request)
     try:
         runner.cancel()

@@ -1,0 +1,151 @@
+"""The `maskengine eval` job: which model, on which data, measured how; its report.
+
+The protocol itself (clicks, mIoU, NoC, AR@k) is `maskengine.evaluation`. This module
+imports nothing heavy at the top, so the command line can build its options from
+`EvalConfig` without loading torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What `maskengine eval` measures, on which data, with which model."""
+
+    model: str = field(default="tiny", metadata={"help": "registered size or SamConfig JSON"})
+    checkpoint: str | None = field(default=None, metadata={
+        "help": "weights (default: the bundled ones for tiny)"})
+    data: str = field(default="synthetic", metadata={
+        "help": "'synthetic', 'synthetic:organic', an SA-1B folder, or a COCO instances JSON"})
+    coco_images: str | None = field(default=None, metadata={"help": "image folder for COCO"})
+    num_images: int = field(default=20, metadata={"help": "images evaluated"})
+    data_seed: int = field(default=1000, metadata={
+        "help": "synthetic seed (training uses 0: other seeds are unseen scenes)"})
+    scene_size: int = field(default=256, metadata={"help": "synthetic scene side"})
+    max_masks: int = field(default=0, metadata={"help": "masks per image (0: all)"})
+    max_mask_fraction: float = field(default=0.9, metadata={"help": "drop larger masks"})
+    max_clicks: int = field(default=20, metadata={"help": "clicks per object at most"})
+    feed_mask: bool = field(default=True, metadata={"help": "feed back previous logits"})
+    proposals: bool = field(default=False, metadata={
+        "help": "also measure AR@100/1000 of the automatic mask generator"})
+    points_per_side: int = field(default=32, metadata={"help": "generator grid for AR@k"})
+    pred_iou_thresh: float = field(default=0.88, metadata={"help": "generator IoU filter"})
+    stability_score_thresh: float = field(default=0.95, metadata={
+        "help": "generator stability filter"})
+    out: str | None = field(default=None, metadata={"help": "write the figures as JSON here"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: default)"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ..."})
+
+    def __post_init__(self) -> None:
+        if self.num_images < 1 or self.max_clicks < 1 or self.max_masks < 0:
+            raise ValueError("num_images and max_clicks must be >= 1, max_masks >= 0")
+
+
+def run_evaluation(cfg: EvalConfig, progress: bool = True) -> dict:
+    """Evaluate as `cfg` says; returns the figures (a JSON-ready dict), writes cfg.out."""
+    import json
+
+    import numpy as np
+    from rich.progress import Progress
+
+    from .atomic import write_atomic
+    from .data import drop_large, open_dataset
+    from .evaluation import evaluate_interactive
+    from .modeling import create_model
+    from .predictor import Predictor
+    from .threads import set_process_threads
+
+    set_process_threads(cfg.threads)
+    model = create_model(cfg.model, cfg.checkpoint, cfg.device)
+    dataset = open_dataset(cfg)
+    n = min(cfg.num_images, len(dataset))
+    rng = np.random.default_rng(0)
+
+    def samples():
+        for i in range(n):
+            s = dataset[i]
+            masks = drop_large(s.masks, cfg.max_mask_fraction)
+            if cfg.max_masks and len(masks) > cfg.max_masks:
+                masks = masks[np.sort(rng.choice(len(masks), cfg.max_masks, replace=False))]
+            yield s.image, masks
+
+    predictor = Predictor(model)
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("interactive", total=n)
+        report = evaluate_interactive(predictor, samples(), max_clicks=cfg.max_clicks,
+                                      feed_mask=cfg.feed_mask,
+                                      on_image=lambda _k: bar.advance(task))
+        result = {"images": n, "data": cfg.data, "data_seed": cfg.data_seed,
+                  "model": cfg.model, "checkpoint": cfg.checkpoint, **report.summary()}
+        if cfg.proposals:
+            result["generator"] = {"points_per_side": cfg.points_per_side,
+                                   "pred_iou_thresh": cfg.pred_iou_thresh,
+                                   "stability_score_thresh": cfg.stability_score_thresh}
+            task = bar.add_task("proposals", total=n)
+            result["proposals"] = _proposal_recall(model, cfg, samples(),
+                                                   lambda: bar.advance(task))
+    if cfg.out:
+        write_atomic(cfg.out, json.dumps(result, indent=2))
+    return result
+
+
+def _proposal_recall(model, cfg: EvalConfig, samples, advance) -> dict:  # noqa: ANN001
+    """AR@100/1000 of the automatic mask generator over `samples` ((image, masks) pairs)."""
+    import numpy as np
+
+    from .evaluation import RecallCounter
+    from .generator import MaskGenerator
+
+    gen = MaskGenerator(model, points_per_side=cfg.points_per_side,
+                        pred_iou_thresh=cfg.pred_iou_thresh,
+                        stability_score_thresh=cfg.stability_score_thresh,
+                        output_mode="binary_mask")
+    counter = RecallCounter()
+    for image, masks in samples:
+        recs = gen.generate(image)
+        props = np.stack([r.segmentation for r in recs]) if recs else np.zeros(
+            (0, *image.shape[:2]), bool)
+        counter.add(props, np.array([r.predicted_iou for r in recs]), masks)
+        advance()
+    return counter.summary()
+
+
+def print_report(result: dict) -> None:
+    """The figures as a Rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"interactive, {result['objects']} objects in {result['images']} images")
+    cols = [k for k in result["default"] if k.startswith("miou")] + [
+        "noc@85", "noc@90", "nof@85", "nof@90"]
+    table.add_column("mask")
+    for c in cols:
+        table.add_column(c.replace("miou", "mIoU").replace("noc", "NoC").replace("nof", "NoF"))
+    for name in ("default", "oracle"):
+        row = result[name]
+        table.add_row(name, *[f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c])
+                              for c in cols])
+    console = Console()
+    if console.width < 110:  # a pipe or a narrow terminal: keep the table on one line each
+        console = Console(width=110)
+    console.print(table)
+    if "by_size" in result:
+        sizes = Table(title="by object size (COCO classes: area < 32², < 96², larger)")
+        for c in ("size", "objects", "mIoU@1", "oracle mIoU@1", "mIoU@5", "NoC@85", "NoC@90"):
+            sizes.add_column(c)
+        for name, row in result["by_size"].items():
+            d, o = row["default"], row["oracle"]
+            sizes.add_row(name, str(row["objects"]), f"{d['miou@1']:.3f}", f"{o['miou@1']:.3f}",
+                          f"{d.get('miou@5', float('nan')):.3f}", f"{d['noc@85']:.2f}",
+                          f"{d['noc@90']:.2f}")
+        console.print(sizes)
+    if "iou_head" in result:
+        h = result["iou_head"]
+        console.print(f"IoU head (first click, all masks): correlation with the true IoU "
+                      f"{h['correlation']:.3f}, picks the best mask {h['picks_best']:.0%}")
+    if "proposals" in result:
+        p = result["proposals"]
+        console.print(f"proposals: AR@100 {p['ar@100']:.3f}  AR@1000 {p['ar@1000']:.3f} "
+                      f"over {p['gt_masks']} masks")
