@@ -155,8 +155,9 @@ def classes_command(
     project: str = typer.Argument(..., help="project folder"),
     add: list[str] = typer.Argument(None, help="class names to add (none: list them)"),
 ) -> None:
-    """List a project's mask classes, or add classes (keys 1-9 in the page pick the first
-    nine; COCO export writes them as categories)."""
+    """List a project's mask classes, or add classes.
+
+    Keys 1-9 in the page pick the first nine; COCO export writes them as categories."""
     from .engine.categories import add_categories, list_categories
     from .engine.errors import EngineError
     from .engine.store import Project, ProjectError

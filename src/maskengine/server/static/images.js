@@ -57,13 +57,16 @@ export class ImageList {
   }
 
   async refresh() {
+    const seq = this.seq = (this.seq || 0) + 1;
+    const filter = this.filter;
     let data;
     try {
-      data = await this.api.get(`/images?filter=${this.filter}&offset=${this.offset}&limit=${PAGE}`);
+      data = await this.api.get(`/images?filter=${filter}&offset=${this.offset}&limit=${PAGE}`);
     } catch (err) {
-      $("#images-range").textContent = `could not load the images: ${err.message}`;
+      if (seq === this.seq) $("#images-range").textContent = `could not load the images: ${err.message}`;
       return;
     }
+    if (seq !== this.seq) return; // a newer request (another filter or page) answers last
     this.total = data.total;
     const body = $("#image-table tbody");
     body.replaceChildren();
@@ -87,7 +90,7 @@ export class ImageList {
       ? `${this.offset + 1}–${last} of ${data.total}` : "no image matches";
     $("#images-prev").disabled = this.offset === 0;
     $("#images-next").disabled = last >= data.total;
-    $("#image-table").dataset.filter = this.filter; // what the rows show (tests wait on it)
+    $("#image-table").dataset.filter = filter; // what the rows show (tests wait on it)
   }
 
   pick(id) {
