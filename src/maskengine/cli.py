@@ -406,9 +406,13 @@ def _load_model(model: str | None, checkpoint: str | None, device: str):  # noqa
     return create_model(spec, checkpoint=checkpoint, device=device)
 
 
+from . import cli_data  # noqa: E402,F401 - registers the data-maintenance commands
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
 if __name__ == "__main__":  # python -m maskengine.cli
     main()
+
