@@ -117,3 +117,63 @@ def check(
         typer.echo(json.dumps(payload, indent=1))
     else:
         print_check_report(report, proj.root, top)
+
+
+# -- dataset versions (maskengine.quality.versions) -------------------------------------------
+@app.command()
+def snapshot(
+    project: str = typer.Argument(..., help="a project folder"),
+    name: str = typer.Argument(..., help="version name (letters, digits, . _ -)"),
+) -> None:
+    """Freeze the current accepted masks as a named dataset version (PROJECT/versions/
+    NAME.json: image hashes, mask ids, content hashes and the masks themselves)."""
+    from .quality.versions import VersionError, load_manifest
+    from .quality.versions import snapshot as take
+
+    proj = _open(project)
+    try:
+        file = take(proj, name)
+        m = load_manifest(proj, name)
+    except VersionError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    finally:
+        proj.close()
+    n = sum(len(im["masks"]) for im in m["images"])
+    typer.echo(f"version {name}: {n} masks of {len(m['images'])} images in {file}")
+
+
+@app.command()
+def diff(
+    project: str = typer.Argument(..., help="a project folder"),
+    a: str = typer.Argument(..., help="the older version"),
+    b: str = typer.Argument("current", help="the newer version ('current': the masks now)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """What changed between two versions: masks added, removed, edited; images added,
+    removed, changed."""
+    from .quality.versions import VersionError
+    from .quality.versions import diff as compare
+
+    proj = _open(project)
+    try:
+        d = compare(proj, a, b)
+    except VersionError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    finally:
+        proj.close()
+    if as_json:
+        typer.echo(json.dumps(d.to_dict(), indent=1))
+        return
+
+    def ids(v: list[int]) -> str:
+        return ", ".join(map(str, v[:30])) + (f" ... (+{len(v) - 30})" if len(v) > 30 else "")
+
+    typer.echo(f"{a} -> {b}: {len(d.added)} masks added, {len(d.removed)} removed, "
+               f"{len(d.edited)} edited, {d.unchanged} unchanged; images: "
+               f"{len(d.images_added)} added, {len(d.images_removed)} removed, "
+               f"{len(d.images_changed)} changed")
+    for label, v in (("added", d.added), ("removed", d.removed), ("edited", d.edited),
+                     ("images added", d.images_added), ("images removed", d.images_removed),
+                     ("images changed", d.images_changed)):
+        if v:
+            typer.echo(f"  {label}: {ids(v)}")
