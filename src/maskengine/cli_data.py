@@ -91,7 +91,8 @@ def check(
 ) -> None:
     """Rank the accepted masks by how likely they are wrong (the served model re-asked
     with each mask's box and clicks, outline against image edges, contradicted clicks)
-    and list duplicate masks, near-duplicate images and suspicious shapes."""
+    and list duplicate masks, near-duplicate images and suspicious shapes. The report is
+    kept in PROJECT/quality/check.json: the page's review queue shows suspect masks first."""
     from rich.progress import Progress
 
     from .engine.rounds import RoundError
@@ -108,11 +109,14 @@ def check(
         raise typer.Exit(1) from exc
     finally:
         proj.close()
-    payload = report.to_dict()
-    if out:
-        from .data.sa1b_write import write_atomic
+    from .data.sa1b_write import write_atomic
+    from .quality.queue import check_file
 
-        write_atomic(Path(out), json.dumps(payload, indent=1).encode())
+    payload = report.to_dict()
+    blob = json.dumps(payload, indent=1).encode()
+    write_atomic(check_file(proj), blob)  # the page's review queue reads the last check
+    if out:
+        write_atomic(Path(out), blob)
     if as_json:
         typer.echo(json.dumps(payload, indent=1))
     else:

@@ -24,7 +24,7 @@ from ..engine.segmenter import ModelSpec, Segmenter, model_key
 from ..engine.store import Project
 from .deps import AppState
 from .round_runner import NoRound, RoundRunner
-from .routes import images, masks, rounds, system
+from .routes import images, masks, review, rounds, system
 from .settings import ServerSettings
 from .watcher import ModelWatcher, segmenter_for
 
@@ -93,7 +93,8 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
         version="0.1.0",
         lifespan=lifespan,
     )
-    for router in (system.router, images.router, masks.router, rounds.router):
+    for router in (system.router, images.router, masks.router, rounds.router,
+                   review.router):
         app.include_router(router, prefix="/api")
 
     @app.exception_handler(NotFound)
