@@ -17,7 +17,7 @@ from maskengine.engine import rle, services
 from maskengine.engine.models import Image, ImageStatus, User
 from maskengine.engine.simulate import AnnotatorConfig, SimulatedAnnotator, make_synthetic_project
 from maskengine.quality.checks import CheckConfig, run_checks
-from maskengine.quality.imagehash import dhash, hamming, near_duplicates
+from maskengine.quality.imagehash import dhash, hamming, near_duplicates, similar_vectors
 from maskengine.quality.inject import plant_errors
 from maskengine.server.app import load_state
 from maskengine.server.settings import ServerSettings
@@ -38,6 +38,9 @@ def test_dhash_near_copies_close_other_images_far() -> None:
     assert hamming(dhash(a.image), dhash(b.image)) > 12
     hashes = [dhash(a.image), dhash(b.image), dhash(brighter)]
     assert [(p.a, p.b) for p in near_duplicates(hashes, 4)] == [(0, 2)]
+    vecs = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [2.0, 0.01, 0.0]])
+    [pair] = similar_vectors(vecs, 0.999)
+    assert (pair.a, pair.b) == (0, 2) and pair.distance < 1e-3
 
 
 @pytest.fixture()
