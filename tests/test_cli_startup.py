@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 HELP = Path(__file__).parent / "fixtures" / "cli_help"
-COMMANDS = ["root", "info", "init", "classes", "add-images", "add-user", "export", "serve", "train",
+COMMANDS = ["root", "info", "init", "classes", "check", "snapshot", "diff", "add-images", "add-user", "export", "serve", "train",
             "status", "eval", "auto"]
 HEAVY = ("torch", "numpy", "cv2", "sqlalchemy", "fastapi", "maskengine.generator")
 

@@ -219,11 +219,17 @@ def _export_config():  # deferred import: the engine is not loaded for other com
 @app.command()
 @config_options(_export_config())
 def export(project: str, out: str, config: Any) -> None:
-    """Export a project's masks as SA-1B (JSON per image) or COCO (one JSON)."""
+    """Export a project's masks as SA-1B (JSON per image) or COCO (one JSON); with
+    --version, a snapshot's masks as they were."""
     from .engine.export import export_project
-    from .engine.store import Project
+    from .engine.store import Project, ProjectError
+    from .quality.versions import export_version
 
-    res = export_project(Project.open(project), out, config)
+    try:
+        proj = Project.open(project)
+        res = (export_version if config.version else export_project)(proj, out, config)
+    except (ProjectError, ValueError) as exc:  # VersionError is a ValueError
+        raise typer.BadParameter(str(exc)) from exc
     typer.echo(f"exported {res.masks} masks of {res.images} images to {out}"
                + (f"; {len(res.skipped)} stored rows left out" if res.skipped else ""))
     for reason in res.skipped:
@@ -442,9 +448,13 @@ def auto(
         raise typer.Exit(1)
 
 
+from . import cli_data  # noqa: E402,F401 - registers the data-maintenance commands
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
 if __name__ == "__main__":  # python -m maskengine.cli
     main()
+

@@ -1,9 +1,12 @@
 """Export a project's masks: SA-1B (one JSON per image) or COCO (one JSON).
 
 Deleted and rejected masks are left out; `approved_only` keeps only reviewed-and-approved
-ones. The export is made beside `out` and moved into place at the end (no partial output),
-and a stored row that cannot be exported is skipped and named, not fatal. Masks
-are COCO RLE with string counts, boxes XYWH.
+ones. The writer takes neutral rows (`ExportImage`, `ExportMask`), so a frozen dataset
+version (`maskengine.quality.versions`) is written by the same code, byte for byte as its
+masks were. The export is made beside `out` and moved into place at the end (no partial
+output), and a stored row that cannot be exported is skipped and named, not fatal. Masks
+are COCO RLE with string counts, boxes XYWH; COCO categories are the project's classes
+(`maskengine.engine.categories`), or one "object" class.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from ..masks import check_rle
 from .categories import coco_categories
 from .export_config import ExportConfig
 from .models import Image, Mask, ReviewState
-from .store import Project
+from .store import Project, file_sha256
 
 
 @dataclass(frozen=True)
@@ -75,31 +78,58 @@ def _annotation(mask: Mask, image: Image) -> SA1BAnnotation:
     )
 
 
-def _annotations(image: Image, masks: list[Mask], skipped: list[str]) -> list[SA1BAnnotation]:
-    out = []
-    for m in masks:
-        try:
-            out.append(_annotation(m, image))
-        except (ValueError, TypeError) as exc:
-            skipped.append(f"mask {m.id} (image {image.id}): {exc}")
-    return out
+@dataclass(frozen=True)
+class ExportImage:
+    id: int
+    path: str  # as the store holds it (relative to the images folder, or absolute)
+    width: int
+    height: int
+    split: str
+    sha256: str
 
 
-def _rows(project: Project, cfg: ExportConfig) -> list[tuple[Image, list[Mask]]]:
+@dataclass(frozen=True)
+class ExportMask:
+    annotation: SA1BAnnotation
+    review_state: str
+    category_id: int | None = None
+
+
+ExportRows = list[tuple[ExportImage, list[ExportMask]]]
+
+
+def current_rows(project: Project, skipped: list[str] | None = None) -> ExportRows:
+    """Every image with its accepted masks (live, not rejected), by id. A stored mask that
+    cannot be exported is left out and named in `skipped`."""
+    skipped = [] if skipped is None else skipped
     with project.session() as s:
-        q = select(Image).order_by(Image.id)
-        if cfg.split != "all":
-            q = q.where(Image.split == cfg.split)
         out = []
-        for image in s.scalars(q):
-            mq = (select(Mask).where(Mask.image_id == image.id, Mask.deleted_at.is_(None))
+        for image in s.scalars(select(Image).order_by(Image.id)):
+            mq = (select(Mask).where(Mask.image_id == image.id, Mask.deleted_at.is_(None),
+                                     Mask.review_state != ReviewState.rejected.value)
                   .options(selectinload(Mask.interactions)).order_by(Mask.id))
-            if cfg.approved_only:
-                mq = mq.where(Mask.review_state == ReviewState.approved.value)
-            else:
-                mq = mq.where(Mask.review_state != ReviewState.rejected.value)
-            out.append((image, list(s.scalars(mq))))
+            entry = ExportImage(id=image.id, path=image.path, width=image.width,
+                                height=image.height, split=image.split, sha256=image.sha256)
+            masks = []
+            for m in s.scalars(mq):
+                try:
+                    masks.append(ExportMask(_annotation(m, image), m.review_state,
+                                            m.category_id))
+                except (ValueError, TypeError) as exc:
+                    skipped.append(f"mask {m.id} (image {image.id}): {exc}")
+            out.append((entry, masks))
         return out
+
+
+def export_project(project: Project, out: str | os.PathLike, cfg: ExportConfig) -> ExportResult:
+    """Write the current masks under `out` (a folder for sa1b, a .json file or folder for
+    coco). `cfg.version` is for `maskengine.quality.versions.export_version`."""
+    if cfg.version:
+        raise ValueError("export_project writes the current masks; export a version with "
+                         "maskengine.quality.versions.export_version")
+    skipped: list[str] = []
+    rows = current_rows(project, skipped)
+    return write_export(project, rows, out, cfg, skipped)
 
 
 def _publish(stage: Path, out: Path) -> None:
@@ -113,40 +143,14 @@ def _publish(stage: Path, out: Path) -> None:
     stage.rmdir()
 
 
-def _export_sa1b(project: Project, rows: list, out: Path, stage: Path, cfg: ExportConfig,
-                 skipped: list[str]) -> tuple[int, int, list[Path]]:
-    names, n_images, n_masks = [], 0, 0
-    for image, masks in rows:
-        name = f"{Path(image.path).stem}_{image.id}"
-        file_name = Path(image.path).name
-        if cfg.with_images:
-            file_name = name + Path(image.path).suffix.lower()
-            if not (out / file_name).is_file():
-                try:
-                    shutil.copyfile(project.image_path(image), stage / file_name)
-                except OSError as exc:
-                    skipped.append(f"image {image.id}: cannot copy its file ({exc})")
-                    continue
-        anns = _annotations(image, masks, skipped)
-        head = SA1BImage(image_id=image.id, width=image.width, height=image.height,
-                         file_name=file_name)
-        write_sa1b(stage / f"{name}.json", SA1BFile(head, anns))
-        names.append(f"{name}.json")
-        n_images += 1
-        n_masks += len(anns)
-    return n_images, n_masks, [out / n for n in names]
-
-
-def export_project(project: Project, out: str | os.PathLike, cfg: ExportConfig) -> ExportResult:
-    """Write the export under `out` (a folder for sa1b, a .json file or folder for coco).
-
-    A stored row that cannot be exported (a mask whose RLE does not cover its image, an
-    image file that is gone with `with_images`) is left out and named in `skipped`. The
-    files are made in a hidden folder beside `out` and moved there at the end, so a failed
-    or killed export leaves no partial output."""
-    rows = _rows(project, cfg)
+def write_export(project: Project, rows: ExportRows, out: str | os.PathLike,
+                 cfg: ExportConfig, skipped: list[str] | None = None) -> ExportResult:
+    """Write `rows` (restricted by cfg.split and cfg.approved_only) as cfg.format."""
+    skipped = [] if skipped is None else skipped
+    rows = [(im, [m for m in masks
+                  if not cfg.approved_only or m.review_state == ReviewState.approved.value])
+            for im, masks in rows if cfg.split in ("all", im.split)]
     out = Path(out)
-    skipped: list[str] = []
     if cfg.format == "sa1b":
         out.parent.mkdir(parents=True, exist_ok=True)
         stage = out.parent / f".{out.name}.export-tmp"
@@ -160,20 +164,53 @@ def export_project(project: Project, out: str | os.PathLike, cfg: ExportConfig) 
         return ExportResult(images=n_images, masks=n_masks, files=files, skipped=skipped)
     file = out / "annotations.json" if out.suffix != ".json" else out
     file.parent.mkdir(parents=True, exist_ok=True)
-    anns = [(im, _annotations(im, masks, skipped)) for im, masks in rows]
-    class_of = {m.id: m.category_id for _, masks in rows for m in masks}
     with project.session() as s:
         categories, category = coco_categories(
-            s, {class_of[a.id] for _, image_anns in anns for a in image_anns})
+            s, {m.category_id for _, masks in rows for m in masks})
     coco = {
         "info": {"description": f"maskengine export of {project.root.name}"},
         "images": [{"id": im.id, "file_name": im.path, "width": im.width, "height": im.height}
                    for im, _ in rows],
-        "annotations": [{**asdict(a), "image_id": im.id,
-                         "category_id": category[class_of[a.id]], "iscrowd": 0}
-                        for im, image_anns in anns for a in image_anns],
+        "annotations": [{**asdict(m.annotation), "image_id": im.id,
+                         "category_id": category[m.category_id], "iscrowd": 0}
+                        for im, masks in rows for m in masks],
         "categories": categories,
     }
     write_atomic(file, json.dumps(coco).encode())
-    return ExportResult(images=len(rows), masks=sum(len(a) for _, a in anns), files=[file],
+    return ExportResult(images=len(rows), masks=sum(len(m) for _, m in rows), files=[file],
                         skipped=skipped)
+
+
+def _export_sa1b(project: Project, rows: ExportRows, out: Path, stage: Path,
+                 cfg: ExportConfig, skipped: list[str]) -> tuple[int, int, list[Path]]:
+    names, n_images, n_masks = [], 0, 0
+    for image, masks in rows:
+        name = f"{Path(image.path).stem}_{image.id}"
+        file_name = Path(image.path).name
+        if cfg.with_images:
+            file_name = name + Path(image.path).suffix.lower()
+            if not (out / file_name).is_file():
+                try:
+                    _copy_image(project, image, stage / file_name)
+                except OSError as exc:
+                    skipped.append(f"image {image.id}: cannot copy its file ({exc})")
+                    continue
+        anns = [m.annotation for m in masks]
+        head = SA1BImage(image_id=image.id, width=image.width, height=image.height,
+                         file_name=file_name)
+        write_sa1b(stage / f"{name}.json", SA1BFile(head, anns))
+        names.append(f"{name}.json")
+        n_images += 1
+        n_masks += len(anns)
+    return n_images, n_masks, [out / n for n in names]
+
+
+def _copy_image(project: Project, image: ExportImage, dest: Path) -> None:
+    """Copy an image file beside the export, refusing a file whose content changed since it
+    was registered (the export would not be the dataset it claims to be)."""
+    src = Path(image.path)
+    src = src if src.is_absolute() else project.images_dir / src
+    if file_sha256(src) != image.sha256:
+        raise ValueError(f"image {image.id} ({src}) changed since it was added: its sha256 "
+                         f"no longer matches the store")
+    shutil.copyfile(src, dest)

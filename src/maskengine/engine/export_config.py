@@ -18,6 +18,9 @@ class ExportConfig:
     with_images: bool = field(
         default=False, metadata={"help": "sa1b: copy the images beside the JSON files, so "
                                  "the folder is a training set (maskengine.data.SA1BDataset)"})
+    version: str = field(
+        default="", metadata={"help": "export this snapshot (`maskengine snapshot`) instead "
+                              "of the current masks"})
 
     def __post_init__(self) -> None:
         if self.format not in ("sa1b", "coco"):

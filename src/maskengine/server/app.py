@@ -26,7 +26,7 @@ from ..threads import set_process_threads
 from .deps import AppState
 from .limits import BodyLimit, validation_error
 from .round_runner import NoRound, RoundRunner
-from .routes import categories, images, masks, rounds, system
+from .routes import categories, images, masks, review, rounds, system
 from .settings import ServerSettings
 from .watcher import ModelWatcher, segmenter_for
 
@@ -95,7 +95,7 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
         lifespan=lifespan,
     )
     for router in (system.router, images.router, masks.router, rounds.router,
-                   categories.router):
+                   categories.router, review.router):
         app.include_router(router, prefix="/api")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -8,6 +8,7 @@ import { ImageList } from "./images.js";
 import { Zoom } from "./zoom.js";
 import { markSelected, renderMaskList } from "./masklist.js";
 import { RoundsPanel } from "./rounds.js";
+import { ReviewQueue } from "./review.js";
 
 const $ = (sel) => document.querySelector(sel);
 const MODEL_POLL_MS = 15000; // a round started elsewhere (CLI) is noticed within this
@@ -46,6 +47,14 @@ class App {
     this.images = new ImageList(api, {
       open: (id) => this.leave(`image ${id}`, () => this.goTo(id)),
       current: () => (this.image ? this.image.id : null),
+    });
+    this.review = new ReviewQueue(api, {
+      open: (id) => this.leave(`image ${id}`, () => this.goTo(id)),
+      currentImage: () => (this.image ? this.image.id : null),
+      select: (id) => this.selectMask(id),
+      maskVersion: (id) => (this.ann.masks.find((m) => m.id === id) || {}).version ?? null,
+      status: (text, error) => this.status(text, error),
+      reload: () => this.reloadMasks(),
     });
     document.addEventListener("keydown", (e) => this.onKey(e));
     $("#next").addEventListener("click", () => this.step(false));
@@ -93,6 +102,7 @@ class App {
       await this.classes.load();
       $("#user").textContent = `${me.name} (${me.role})`;
       this.rounds.setAdmin(me.role === "admin");
+      this.review.setRole(me.role);
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) return showLogin("token refused");
       throw err;
@@ -191,6 +201,13 @@ class App {
     const masks = await this.api.get(`/images/${this.image.id}/masks`);
     this.ann.setMasks(masks);
     this.renderList(masks);
+  }
+
+  /** Select saved mask `id` of this image for editing; false when it is not here. */
+  selectMask(id) {
+    const m = this.ann.masks.find((x) => x.id === id);
+    if (m) this.ann.select(m);
+    return Boolean(m);
   }
 
   renderList(masks) {
@@ -346,6 +363,7 @@ class App {
     if (e.target.tagName === "INPUT" || $("#main").hidden) return;
     if (this.rounds.onKey(e)) return; // R, and every key while the panel is open
     if (this.images.onKey(e)) return; // L, and every key while the list is open
+    if (this.review.onKey(e)) return; // Q, and Y / N / J while reviewing
     if (!this.image) return;
     const k = e.key;
     const act = {
