@@ -25,7 +25,7 @@ def _open(project: str):  # noqa: ANN202
 
 
 def _check_config():  # deferred import: the engine is not loaded for other commands
-    from .quality.checks import CheckConfig
+    from .quality.check_config import CheckConfig
 
     return CheckConfig
 
