@@ -1,4 +1,5 @@
-"""`maskengine` commands for data maintenance: check, snapshot, diff.
+"""`maskengine` commands about a project's data: classes, status (per-round figures), and
+data maintenance: check, snapshot, diff.
 
 Registered on the same Typer app as the commands of `cli.py` (which imports this module
 at its end); options of a job come from its config dataclass as there.
@@ -181,3 +182,78 @@ def diff(
                      ("images changed", d.images_changed)):
         if v:
             typer.echo(f"  {label}: {ids(v)}")
+
+
+@app.command("classes")
+def classes_command(
+    project: str = typer.Argument(..., help="project folder"),
+    add: list[str] = typer.Argument(None, help="class names to add (none: list them)"),
+) -> None:
+    """List a project's mask classes, or add classes.
+
+    Keys 1-9 in the page pick the first nine; COCO export writes them as categories."""
+    from .engine.categories import add_categories, list_categories
+    from .engine.errors import EngineError
+    from .engine.store import Project, ProjectError
+
+    try:
+        proj = Project.open(project)
+        with proj.session() as s:
+            if add:
+                add_categories(s, add)
+            rows = [(c.id, c.name) for c in list_categories(s)]
+    except (ProjectError, EngineError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if not rows:
+        typer.echo("no classes: the project is class-agnostic")
+    for i, (cid, name) in enumerate(rows):
+        key = f"key {i + 1}" if i < 9 else "no key"
+        typer.echo(f"{cid:>4}  {name}  ({key})")
+
+
+@app.command()
+def status(
+    project: str = typer.Argument(..., help="a project folder"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+) -> None:
+    """Per round: masks accepted, seconds and clicks per mask, masks per image, and the
+    model's validation mIoU@1 / NoC@90."""
+    import json
+
+    from .engine.round_stats import round_stats
+    from .engine.store import Project, ProjectError
+
+    try:
+        proj = Project.open(project)
+    except ProjectError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    with proj.session() as s:
+        rows = round_stats(s)
+    proj.close()
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in rows], indent=1))
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(v: float | None, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    # Fits 80 columns: two-line headers, the version's name and the notes below the table.
+    table = Table(title=f"rounds of {proj.root}", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True, show_edge=False)
+    for col in ("round", "version", "masks", "clicks\n/mask", "s\n/mask", "masks\n/image",
+                "val\nmIoU@1", "val\nNoC@90", "train\ns", "state"):
+        table.add_column(col, justify="left" if col == "state" else "right", no_wrap=True)
+    for r in rows:
+        state = "serving" if r.serving else ("promoted" if r.promoted else "kept")
+        table.add_row(str(r.round), str(r.version_id), str(r.masks),
+                      fmt(r.clicks_per_mask, ".2f"), fmt(r.seconds_per_mask, ".1f"),
+                      fmt(r.masks_per_image, ".1f"), fmt(r.val_miou1, ".3f"),
+                      fmt(r.val_noc90, ".2f"), fmt(r.train_seconds, ".0f"), state)
+    console = Console()
+    console.print(table)
+    for r in rows:
+        line = f"round {r.round}, version {r.version_id} ({r.name})"
+        console.print(f"{line}: {r.note}" if r.note else line, soft_wrap=False)
