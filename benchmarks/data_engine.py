@@ -58,11 +58,12 @@ class BenchConfig:
     scene_size: int = 256
     click_budget: int = 80  # clicks per image
     max_clicks: int = 20
-    steps: int = 200  # fine-tuning steps per round
-    lr: float = 1e-4
-    batch_size: int = 4
-    replay: str = "synthetic"  # old data replayed in each round ('' for none)
-    replay_fraction: float = 0.5
+    # The round's recipe: 0 / "default" = what `maskengine train PROJECT` does by default
+    # (ROUND_TRAINING_DEFAULTS and RoundConfig, chosen by benchmarks/finetune_recipes.py).
+    steps: int = 0  # fine-tuning steps per round
+    lr: float = 0.0
+    replay: str = "default"  # old data replayed in each round ('' for none)
+    replay_fraction: float = 0.0
     seed: int = 0
     threads: int = 0
     name: str = "data_engine"  # results/<name>.json and .png
@@ -115,8 +116,11 @@ def main() -> None:
         state = load_state(sp.project.root, ServerSettings(model="tiny", model_poll=0))
         annotator_cfg = AnnotatorConfig(max_clicks=cfg.max_clicks,
                                         click_budget=cfg.click_budget)
-        training = round_training_config({"steps": cfg.steps, "lr": cfg.lr,
-                                          "batch_size": cfg.batch_size, "seed": cfg.seed})
+        given = {k: v for k, v in (("steps", cfg.steps), ("lr", cfg.lr)) if v}
+        training = round_training_config({**given, "seed": cfg.seed})
+        default_round = RoundConfig()
+        replay = default_round.replay if cfg.replay == "default" else (cfg.replay or None)
+        replay_fraction = cfg.replay_fraction or default_round.replay_fraction
         log: list[dict] = []
         t_start = time.perf_counter()
         for r in range(cfg.rounds + 1):
@@ -133,8 +137,7 @@ def main() -> None:
                   f"{seg.model_version_id}", flush=True)
             if r < cfg.rounds:
                 round_cfg = RoundConfig(training=training, max_clicks=cfg.max_clicks,
-                                        replay=cfg.replay or None,
-                                        replay_fraction=cfg.replay_fraction)
+                                        replay=replay, replay_fraction=replay_fraction)
                 res = run_round(sp.project, round_cfg, progress=False)
                 entry.update(next_version=res.version_id, promoted=res.promoted,
                              note=res.note, train_seconds=res.metrics["train"]["seconds"])
@@ -160,6 +163,8 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result = {"config": asdict(cfg), "environment": environment(), "rows": rows,
+              "recipe": {**training.to_dict(), "replay": replay,
+                         "replay_fraction": replay_fraction if replay else 0.0},
               "clicks_per_mask_fall": fall, "goal": ">= 0.40",
               "total_seconds": round(time.perf_counter() - t_start, 1)}
     out = write_results(cfg.name, result)

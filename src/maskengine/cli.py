@@ -255,7 +255,8 @@ def train(
         "a project folder: run one model-in-the-loop round on its accepted masks")),
     replay: str | None = typer.Option(None, "--replay", help=(
         "with PROJECT: old data replayed with the accepted masks ('synthetic', an SA-1B "
-        "folder, a COCO JSON) against forgetting")),
+        "folder, a COCO JSON, 'none') against forgetting; default 'auto': the bundled tiny "
+        "model's synthetic scenes when it is the served model")),
     replay_fraction: float = typer.Option(0.5, "--replay-fraction", help=(
         "with PROJECT and --replay: share of training samples from the replayed data")),
     force: bool = typer.Option(False, "--force", help=(
@@ -264,9 +265,9 @@ def train(
     """Train or fine-tune a model with simulated interaction; resumes a run folder.
 
     With PROJECT: fine-tune the project's served model on its accepted masks (round
-    defaults: 300 steps, lr 2e-4; the options given override them), validate it on the
-    validation images, register it, and promote it unless the validation figures got worse
-    (without validation masks it is not promoted unless --force).
+    defaults: 300 steps, lr 5e-5, replay 'auto'; the options given override them), validate
+    it on the validation images, register it, and promote it unless the validation figures
+    got worse (without validation masks it is not promoted unless --force).
     A running `maskengine serve` switches to a promoted model by itself."""
     if project is None:
         if replay is not None or force:
@@ -284,8 +285,9 @@ def train(
     try:
         fields = set(config.to_dict())
         training = round_training_config({k: getattr(config, k) for k in given & fields})
-        round_cfg = RoundConfig(training=training, replay=replay,
-                                replay_fraction=replay_fraction, force=force)
+        round_cfg = RoundConfig(training=training, force=force, replay_fraction=replay_fraction,
+                                replay="auto" if replay is None else (
+                                    None if replay == "none" else replay))
         proj = Project.open(project)
     except (ValueError, ProjectError) as exc:
         raise typer.BadParameter(str(exc)) from exc

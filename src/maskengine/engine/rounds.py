@@ -33,15 +33,27 @@ from .project_dataset import ProjectDataset
 from .store import Project
 
 # Fine-tuning defaults of a round: short, gentle, cheap on a CPU. `maskengine train PROJECT`
-# options override them one by one.
+# options override them one by one. The whole model at a low learning rate with replay (see
+# RoundConfig.replay) won benchmarks/finetune_recipes.py: a higher rate, a frozen image
+# encoder or no replay made the validation figures worse on a new domain (docs/training.md).
 ROUND_TRAINING_DEFAULTS: dict = {
-    "steps": 300, "lr": 2e-4, "warmup_steps": 20, "batch_size": 4, "masks_per_image": 4,
+    "steps": 300, "lr": 5e-5, "warmup_steps": 20, "batch_size": 4, "masks_per_image": 4,
     "points": 8, "mask_only": 2, "grad_iterations": 2, "checkpoint_every": 50,
     "keep_checkpoints": 1, "first_decay": 0.8, "second_decay": 0.95,
 }
 # Fields a round sets itself: a user value for them would be ignored, so it is refused.
 ROUND_OWNED_FIELDS = ("out", "model", "checkpoint", "data", "coco_images", "num_images",
                       "data_seed", "scene_size")
+
+
+def replay_source(replay: str | None, parent_config: dict) -> str | None:
+    """What a round replays: `replay` itself, or for 'auto' the data the served model was
+    trained on when that is known ('synthetic' for the bundled `tiny`), else nothing."""
+    if replay != "auto":
+        return replay or None
+    from ..config import MODEL_CONFIGS
+
+    return "synthetic" if SamConfig(**parent_config) == MODEL_CONFIGS["tiny"] else None
 
 
 def round_training_config(overrides: dict | None = None) -> TrainingConfig:
@@ -64,7 +76,9 @@ class RoundConfig:
     tolerance: float = 0.0  # mIoU@1 may fall (and NoC@90 rise x20) this much and still promote
     # Old data replayed with the accepted masks ('synthetic', 'synthetic:organic', an SA-1B
     # folder or a COCO JSON; None: accepted masks only), as this share of the samples.
-    replay: str | None = None
+    # 'auto': the bundled `tiny` model's own training data ('synthetic') when the served
+    # model is a `tiny`, else none (a released checkpoint's data is not at hand).
+    replay: str | None = "auto"
     replay_fraction: float = 0.5
     # Promote even without accepted validation masks to compare on (an admin's explicit
     # choice); otherwise such a round is registered but not promoted.
@@ -286,13 +300,14 @@ def _train(project: Project, cfg: RoundConfig, start: _RoundStart, progress: boo
                                  "data": f"project:{project.root}"})
     t0 = time.perf_counter()
     data = start.train_set
-    if cfg.replay:
+    source = replay_source(cfg.replay, start.parent_config)
+    if source:
         from ..data import open_dataset
         from ..data.mix import MixedDataset
 
-        replay = open_dataset(TrainingConfig(data=cfg.replay, num_images=1_000_000))
+        replay = open_dataset(TrainingConfig(data=source, num_images=1_000_000))
         data = MixedDataset(start.train_set, replay, cfg.replay_fraction)
-        log(f"round {start.number}: replaying {cfg.replay} as {cfg.replay_fraction:.0%} of "
+        log(f"round {start.number}: replaying {source} as {cfg.replay_fraction:.0%} of "
             "samples")
     trained = train(training, progress=progress, dataset=data, on_step=on_step)
     train_seconds = time.perf_counter() - t0
@@ -300,8 +315,8 @@ def _train(project: Project, cfg: RoundConfig, start: _RoundStart, progress: boo
     with open(trained, "rb") as src, atomic_open(weights) as dst:
         shutil.copyfileobj(src, dst)
     figures = {"images": len(start.train_set), "masks": start.train_set.num_masks,
-               "replay": cfg.replay,
-               "replay_fraction": cfg.replay_fraction if cfg.replay else 0.0,
+               "replay": source,
+               "replay_fraction": cfg.replay_fraction if source else 0.0,
                "steps": training.steps, "seconds": round(train_seconds, 1)}
     return weights, training.device or "cpu", figures
 
