@@ -9,7 +9,14 @@
 # first prompt + 4 corrective points + 1 mask-only iteration, 2 of them differentiated).
 # Phase 2 -- the same run folder continued by two data-parallel processes (one thread each,
 # torchrun): every step now takes 2 x 4 images; lr 1.5e-3, /10 at 75% and 92% of --steps.
-# The shipped weights are step 3440 (stopped there at the end of the session).
+# Phase 2 stopped at step 3440 (the end of that session).
+# Phase 3 -- from the phase-2 weights (step 3440) with the longer interaction of the paper's
+# recipe (8 corrective points + 2 mask-only iterations), batch norm trained, new scenes (data
+# seed 5), lr 1e-3 after 50 warmup steps, /10 at 75% and 92% of --steps; two processes.
+# As run: started with --steps 3200, restarted at step 240 with 4000 and at step 360 with
+# 1800 (before any learning-rate step; the schedule is that of 1800), 72 CPU minutes.
+# Config: docs/results/tiny_train_config_phase3.json; curve:
+# docs/results/tiny_train_metrics_phase3_every20.jsonl. The shipped weights are its step 1800.
 # As run here: phase 2 started with --steps 4400 and was restarted at step 1840 (from its
 # saved state, before any learning-rate step) with --steps 3700, so its schedule is that of 3700.
 # Seeds: data stream 0 (scenes are a function of (seed, index)), prompts seed 0.
@@ -26,3 +33,11 @@ OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc
   --box-prob 0.3 --grad-iterations 2 --loss-size 64 --lr 0.0015 --warmup-steps 50 \
   --first-decay 0.75 --second-decay 0.92 \
   --threads 1 --checkpoint-every 40 --keep-checkpoints 5
+# Phase 3 (PHASE2 = the weights phase 2 ended with: its $RUN/model.pt).
+PHASE2=${PHASE2:-$RUN/model.pt}
+OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc-per-node 2 \
+  .venv/bin/maskengine train --out "$RUN-phase3" --model tiny --checkpoint "$PHASE2" \
+  --no-freeze-batchnorm --data synthetic --data-seed 5 --num-images 1000000 --scene-size 256 \
+  --seed 5 --steps 1800 --batch-size 4 --masks-per-image 8 --points 8 --mask-only 2 \
+  --box-prob 0.3 --grad-iterations 2 --loss-size 64 --lr 0.001 --warmup-steps 50 \
+  --first-decay 0.75 --second-decay 0.92 --threads 1 --checkpoint-every 40 --keep-checkpoints 5
