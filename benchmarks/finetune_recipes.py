@@ -29,6 +29,7 @@ Reports CPU seconds of training and the validation figures; writes results/<name
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -38,7 +39,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, write_results  # noqa: E402
+from common import RESULTS, environment, write_results  # noqa: E402
 from maskengine.data import SceneConfig, generate_scene  # noqa: E402
 from maskengine.data.mix import MixedDataset  # noqa: E402
 from maskengine.data.synthetic import SyntheticDataset  # noqa: E402
@@ -124,20 +125,47 @@ def main() -> None:
     val_set = [generate_scene(organic, 6000 + cfg.seed, i) for i in range(cfg.val_images)]
     masks = sum(len(s.masks) for s in train_set)
     print(f"{len(train_set)} train images ({masks} masks), {len(val_set)} validation images")
+    # Written after every candidate; a rerun with the same settings skips the ones done.
+    prev = RESULTS / f"{cfg.name}.json"
     rows: dict[str, dict] = {}
+    if prev.is_file():
+        old = json.loads(prev.read_text())
+        same = {k: v for k, v in old.get("config", {}).items() if k != "only"}
+        if (same == {k: v for k, v in asdict(cfg).items() if k != "only"}
+                and old.get("start_weights_sha256") == _start_sha()):
+            rows = {n: r for n, r in old.get("candidates", {}).items() if n in CANDIDATES}
+    out = prev
     with tempfile.TemporaryDirectory(prefix="maskengine-recipes-") as tmp:
         for name in names:
+            if name in rows:
+                print(f"{name:>14}: done in an earlier run")
+                continue
             rows[name] = run_candidate(name, cfg, train_set, val_set, Path(tmp))
             r = rows[name]
             print(f"{name:>14}: train {r['train_cpu_seconds']:7.1f} CPU s  mIoU@1 "
                   f"{r['miou1']:.3f}  NoC@85 {r['noc85']:.2f}  NoC@90 {r['noc90']:.2f}",
                   flush=True)
-    tuned = {n: r for n, r in rows.items() if r["recipe"] is not None}
-    best = max(tuned, key=lambda n: (rows[n]["miou1"] - rows[n]["noc90"] / 20)) if tuned else None
-    out = write_results(cfg.name, {"config": asdict(cfg), "environment": environment(),
-                                   "train_masks": masks, "candidates": rows,
-                                   "best": best, "best_by": "mIoU@1 - NoC@90 / 20"})
-    print(f"best: {best}; {out}")
+            out = _write(cfg, masks, rows)
+    print(f"best: {_best(rows)}; {out}")
+
+
+def _best(rows: dict[str, dict]) -> str | None:
+    tuned = [n for n, r in rows.items() if r["recipe"] is not None]
+    return max(tuned, key=lambda n: rows[n]["miou1"] - rows[n]["noc90"] / 20) if tuned else None
+
+
+def _start_sha() -> str:
+    """The starting weights (the bundled tiny's): results hold for these only."""
+    import hashlib
+
+    return hashlib.sha256(bundled_weights_path("tiny").read_bytes()).hexdigest()
+
+
+def _write(cfg: StudyConfig, masks: int, rows: dict[str, dict]) -> Path:
+    return write_results(cfg.name, {"config": asdict(cfg), "environment": environment(),
+                                    "start_weights_sha256": _start_sha(),
+                                    "train_masks": masks, "candidates": rows,
+                                    "best": _best(rows), "best_by": "mIoU@1 - NoC@90 / 20"})
 
 
 if __name__ == "__main__":
