@@ -157,6 +157,10 @@ def test_zoom_about_the_pointer_pan_and_click_while_zoomed(browser, served) -> N
     assert _predict(page, *DISK) > 0
     (point,) = bodies[-1]["points"]  # the click lands on the image pixel under the pointer
     assert abs(point["x"] - DISK[0] - 0.5) < 0.2 and abs(point["y"] - DISK[1] - 0.5) < 0.2
+    # Zoomed in, the model is asked on what the screen shows (an embedding of that crop).
+    x0, y0, x1, y1 = bodies[-1]["region"]
+    assert x0 <= point["x"] <= x1 and y0 <= point["y"] <= y1
+    assert (x1 - x0) * (y1 - y0) < 640 * 480 / 2
     page.keyboard.press("Escape")
 
     # Pan with the middle button, and with Space + drag: no prompt is sent for either.

@@ -20,7 +20,9 @@ import torch
 
 from ..atomic import atomic_open, remove_stale_temps
 
-Encoder = Callable[[Path], torch.Tensor]  # image file -> 1 x C x E x E float32
+# What to encode (an image file, or whatever the owner's encoder takes, e.g. a file and a
+# crop) -> 1 x C x E x E float32.
+Encoder = Callable[[object], torch.Tensor]
 
 
 class EmbeddingCache:

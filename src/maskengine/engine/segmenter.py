@@ -93,6 +93,44 @@ def make_prompt(
     return prompt
 
 
+Region = tuple[int, int, int, int]  # x0, y0, x1, y1: a crop of the image, in its pixels
+MIN_REGION = 8  # pixels a region's side needs at least
+
+
+def check_region(image: ImageRef, region: tuple | None, prompt: Prompt) -> Region | None:
+    """A request's `region` (the part of the image on the annotator's screen) as whole
+    pixels inside the image, with the prompts inside it; InvalidField otherwise. A region
+    that is the whole image is None (the image's own embedding serves it)."""
+    if region is None:
+        return None
+    x0, y0, x1, y1 = (int(round(v)) for v in region)
+    if not (0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height):
+        raise InvalidField(("body", "region"), f"region {list(region)} is not a box inside "
+                           f"the image (0..{image.width} x 0..{image.height})")
+    if min(x1 - x0, y1 - y0) < MIN_REGION:
+        raise InvalidField(("body", "region"), f"region {list(region)} is under "
+                           f"{MIN_REGION} pixels on a side")
+    inside = [] if prompt.points is None else list(prompt.points)
+    if prompt.box is not None:
+        inside += [prompt.box[:2], prompt.box[2:]]
+    for x, y in inside:
+        if not (x0 <= x <= x1 and y0 <= y <= y1):
+            raise InvalidField(("body", "region"), f"prompt ({x:g}, {y:g}) lies outside the "
+                               f"region {[x0, y0, x1, y1]}")
+    if (x0, y0, x1, y1) == (0, 0, image.width, image.height):
+        return None
+    return x0, y0, x1, y1
+
+
+def _in_region(prompt: Prompt, region: Region) -> Prompt:
+    """The prompt in the frame of the crop `region` (mask_input is already in it)."""
+    shift = np.array(region[:2], dtype=np.float64)
+    return Prompt(points=None if prompt.points is None else prompt.points - shift,
+                  labels=prompt.labels,
+                  box=None if prompt.box is None else prompt.box - np.tile(shift, 2),
+                  mask_input=prompt.mask_input, multimask=prompt.multimask)
+
+
 # check_prompts names its arguments; the request's fields are named differently.
 _FIELDS = {"point_coords": "points", "point_labels": "points", "box": "box",
            "mask_input": "mask_input"}
@@ -174,10 +212,14 @@ class Segmenter:
         return self.model.config.low_res_size
 
     @torch.inference_mode()
-    def _encode(self, path: Path) -> torch.Tensor:
+    def _encode(self, source: Path | tuple[Path, Region]) -> torch.Tensor:
+        """The embedding of an image file, or of a crop (file, region) of it."""
+        path, region = source if isinstance(source, tuple) else (source, None)
         try:
             with PILImage.open(path) as im:
                 rgb = np.asarray(im.convert("RGB"))
+            if region is not None:
+                rgb = np.ascontiguousarray(rgb[region[1]:region[3], region[0]:region[2]])
         except FileNotFoundError as exc:
             raise BadImage(f"image file {path} is missing") from exc
         except (OSError, ValueError) as exc:  # PIL: truncated or not an image
@@ -193,20 +235,38 @@ class Segmenter:
         self.cache.prefetch((im.sha256, im.path) for im in images)
 
     @torch.inference_mode()
-    def predict(self, image: ImageRef, prompt: Prompt) -> list[Candidate]:
-        """Candidates sorted by predicted IoU, best first (3 with multimask, else 1)."""
+    def predict(self, image: ImageRef, prompt: Prompt,
+                region: Region | None = None) -> list[Candidate]:
+        """Candidates sorted by predicted IoU, best first (3 with multimask, else 1).
+
+        With `region` (from `check_region`), the model sees only that crop of the image at
+        its full input resolution (an embedding of the crop, cached like an image's), so a
+        small object of a big picture gets the model's full detail; masks are pasted back
+        into the image frame, and `low_res` is in the crop's frame (send it back with the
+        same region)."""
         size = (image.height, image.width)
+        if region is not None:
+            prompt = _in_region(prompt, region)
+            frame = (region[3] - region[1], region[2] - region[0])
+            key = f"{image.sha256}_r{'_'.join(map(str, region))}"
+            feats = self.cache.get(key, (image.path, region))
+        else:
+            frame, feats = size, self.embedding(image)
         # The Predictor's checks and frame transform, on a cached embedding.
         coords, labels, boxes, masks = _checked(prompt, self.low_res_size)
         points, boxes, masks = input_frame_prompts(
-            self.transform, size, None if coords is None else coords[None],
+            self.transform, frame, None if coords is None else coords[None],
             None if labels is None else labels[None], None if boxes is None else boxes[None],
             None if masks is None else masks[None], self.model.device)
-        feats = self.embedding(image).to(self.model.device)
-        input_size = preprocess_shape(image.height, image.width, self.model.config.image_size)
+        input_size = preprocess_shape(frame[0], frame[1], self.model.config.image_size)
         full_np, low_np, scores = self._decoder.submit(
-            self._decode, feats, points, boxes, masks, prompt.multimask, input_size, size
+            self._decode, feats.to(self.model.device), points, boxes, masks, prompt.multimask,
+            input_size, frame
         ).result()
+        if region is not None:
+            pasted = np.zeros((len(full_np), *size), dtype=bool)
+            pasted[:, region[1]:region[3], region[0]:region[2]] = full_np
+            full_np = pasted
         out = []
         for i in np.argsort(-scores, kind="stable"):
             enc = rle.encode(full_np[i])

@@ -40,6 +40,10 @@ class PredictIn(BaseModel):
         "the candidate chosen last time, fed back to refine it",
     )
     multimask: bool = Field(True, description="3 candidates (ambiguity-aware) or 1")
+    region: tuple[Finite, Finite, Finite, Finite] | None = Field(
+        None, description="x0, y0, x1, y1: ask on this crop of the image (what a zoomed-in "
+        "screen shows) at the model's full input resolution; prompts must lie inside it, "
+        "and mask_input must come from an answer for the same region")
 
     @field_validator("box")
     @classmethod
@@ -80,6 +84,8 @@ class PredictOut(BaseModel):
     size: list[int] = Field(description="height, width")
     model_version_id: int
     low_res_size: int
+    region: list[int] | None = Field(
+        None, description="the crop the model saw (x0, y0, x1, y1); null: the whole image")
     candidates: list[CandidateOut]
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import FileResponse
 
 from ...engine import services
-from ...engine.segmenter import make_prompt
+from ...engine.segmenter import check_region, make_prompt
 from ..convert import candidate_public, image_public
 from ..deps import ImageId, SessionDep, StateDep, UserDep
 from ..schemas import MAX_INT, EmbeddingOut, ImagePage, ImagePublic, PredictIn, PredictOut, StatusIn
@@ -100,7 +100,9 @@ def predict(
         mask_input=None if body.mask_input is None else base64.b64decode(body.mask_input),
         low_res_size=seg.low_res_size, multimask=body.multimask,
     )
-    cands = seg.predict(ref, prompt)
+    region = check_region(ref, body.region, prompt)
+    cands = seg.predict(ref, prompt, region)
     return PredictOut(image_id=image.id, size=[image.height, image.width],
                       model_version_id=seg.model_version_id, low_res_size=seg.low_res_size,
+                      region=None if region is None else list(region),
                       candidates=[candidate_public(c) for c in cands])

@@ -41,7 +41,7 @@ export function maskColor(index) {
 function fresh() {
   return { points: [], box: null, cands: [], sel: 0, bits: null, editing: null,
     events: [], t0: null, clicks: 0, edited: false, version: null,
-    category: null, categoryChanged: false };
+    category: null, categoryChanged: false, region: null, candRegion: null };
 }
 
 export class Annotator {
@@ -140,10 +140,12 @@ export class Annotator {
     const c = this.cur;
     if (!c.points.length && !c.box) { this.setWork(c.editing ? c.bits : null); return; }
     const prev = c.cands[c.sel];
-    // Low-res logits are only meaningful to the model version that made them.
-    const reuse = prev && !c.edited && c.version === this.modelVersion;
+    // Low-res logits are only meaningful to the model version that made them, in the frame
+    // (the whole image or the same zoomed region) they were made in.
+    const reuse = prev && !c.edited && c.version === this.modelVersion
+      && JSON.stringify(c.candRegion) === JSON.stringify(c.region);
     const body = { points: c.points, box: c.box, multimask: true,
-      mask_input: reuse ? prev.low_res : null };
+      mask_input: reuse ? prev.low_res : null, region: c.region };
     const seq = ++this.seq;
     let res = await this.hooks.predict(body);
     if (res && body.mask_input && res.model_version_id !== c.version && seq === this.seq) {
@@ -154,12 +156,24 @@ export class Annotator {
     if (seq !== this.seq || !res) return; // a newer prompt is on its way
     c.cands = res.candidates;
     c.version = res.model_version_id;
+    c.candRegion = res.region ?? null;
     c.sel = 0;
     c.edited = false;
     this.setWork(decode(c.cands[0].counts, res.size[0], res.size[1]));
   }
 
+  /** The crop the model is asked on for the mask being made: fixed at its first prompt
+   * (what the zoomed-in screen shows then, hooks.region()), dropped when a prompt falls
+   * outside it (then the whole image). */
+  useRegion(xys) {
+    const c = this.cur;
+    if (!c.points.length && !c.box) c.region = this.hooks.region ? this.hooks.region() : null;
+    const r = c.region;
+    if (r && xys.some(([x, y]) => x < r[0] || x > r[2] || y < r[1] || y > r[3])) c.region = null;
+  }
+
   addPoint(x, y, label) {
+    this.useRegion([[x, y]]);
     this.snapshot();
     this.cur.points.push({ x, y, label });
     this.cur.clicks++;
@@ -168,6 +182,7 @@ export class Annotator {
   }
 
   setBox(box) {
+    this.useRegion([[box[0], box[1]], [box[2], box[3]]]);
     this.snapshot();
     this.cur.box = box;
     this.cur.clicks++;

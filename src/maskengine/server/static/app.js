@@ -32,6 +32,7 @@ class App {
     this.canvas = $("#canvas");
     this.ann = new Annotator(this.canvas, {
       predict: (body) => this.predict(body),
+      region: () => this.zoom.zoomedRegion(),
       onChange: () => this.onWorkChange(),
     });
     this.rounds = new RoundsPanel(api, {

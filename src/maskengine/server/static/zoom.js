@@ -83,6 +83,16 @@ export class Zoom {
     this.apply();
   }
 
+  /** The part of the image on screen when zoomed in, for the model to look at closely
+   * (null when the whole image is on screen). */
+  zoomedRegion() {
+    if (this.scale <= 1) return null;
+    const r = this.visibleRegion();
+    const whole = r[0] === 0 && r[1] === 0 && r[2] === this.canvas.width
+      && r[3] === this.canvas.height;
+    return whole || r[2] - r[0] < 8 || r[3] - r[1] < 8 ? null : r;
+  }
+
   /** The part of the image on screen, in image pixels [x0, y0, x1, y1]. */
   visibleRegion() {
     const c = this.canvas.getBoundingClientRect();

@@ -1,0 +1,94 @@
+"""Asking the model on a zoomed-in region: a small object of a big picture gets the model's
+full input resolution (an embedding of the crop, cached), masks come back in the image's
+frame, and bad regions are refused."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from maskengine.engine import rle
+from maskengine.engine.store import init_project
+from maskengine.server.app import create_app
+from maskengine.server.settings import ServerSettings
+
+W, H = 2400, 1800
+CX, CY, R = 1500, 700, 12  # a 24 px disk: 2.6 px across in a 256 view of the whole picture
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("region")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:H, :W]
+    image = np.stack([80 + 60 * xx / W, 120 + 40 * yy / H, 150 - 50 * xx / W], -1)
+    image = image + rng.normal(0, 6, image.shape)
+    disk = (xx - CX) ** 2 + (yy - CY) ** 2 <= R * R
+    image[disk] = (230, 60, 40)
+    (tmp / "images").mkdir()
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(tmp / "images" / "big.png")
+    project, token = init_project(tmp / "project", tmp / "images", val_fraction=0.0)
+    project.close()
+    app = create_app(tmp / "project", ServerSettings(model="tiny", model_poll=0, prefetch=0))
+    with TestClient(app) as c:
+        c.headers["Authorization"] = f"Bearer {token}"
+        c.disk = disk
+        c.cache = tmp / "project"
+        yield c
+
+
+def _best_iou(res: dict, disk: np.ndarray) -> float:
+    best = 0.0
+    for cand in res["candidates"]:
+        m = rle.decode(cand["counts"], H, W)
+        best = max(best, float((m & disk).sum() / max((m | disk).sum(), 1)))
+    return best
+
+
+def test_a_zoomed_region_gives_a_small_object_a_real_mask(client) -> None:
+    point = {"x": CX, "y": CY, "label": 1}
+    whole = client.post("/api/images/1/predict", json={"points": [point]})
+    assert whole.status_code == 200 and whole.json()["region"] is None
+    region = [CX - 75, CY - 55, CX + 75, CY + 57]  # the disk 41 px across in the model
+    zoomed = client.post("/api/images/1/predict", json={"points": [point], "region": region})
+    assert zoomed.status_code == 200, zoomed.text
+    res = zoomed.json()
+    assert res["region"] == region and res["size"] == [H, W]
+    outside = np.ones((H, W), dtype=bool)
+    outside[region[1]:region[3], region[0]:region[2]] = False
+    for cand in res["candidates"]:  # masks in the image's frame, nothing outside the crop
+        assert not rle.decode(cand["counts"], H, W)[outside].any()
+    assert _best_iou(res, client.disk) >= 0.7 > _best_iou(whole.json(), client.disk) + 0.2
+    # The crop's embedding is cached like an image's.
+    assert list(client.cache.rglob(f"*_r{'_'.join(map(str, region))}.npy"))
+
+    # Its low-res logits go back with the same region for the next click.
+    again = client.post("/api/images/1/predict", json={
+        "points": [point, {"x": CX + 40, "y": CY, "label": 0}], "region": region,
+        "mask_input": res["candidates"][0]["low_res"]})
+    assert again.status_code == 200 and again.json()["region"] == region
+    assert base64.b64decode(again.json()["candidates"][0]["low_res"])
+
+
+@pytest.mark.parametrize(("region", "why"), [
+    ([CX - 150, CY - 110, CX + 150, CY + 115 + H], "not a box inside the image"),
+    ([CX, CY, CX - 10, CY + 10], "not a box inside the image"),
+    ([CX - 2, CY - 2, CX + 3, CY + 3], "under 8 pixels"),
+    ([0, 0, 100, 100], "outside the region"),
+])
+def test_bad_regions_are_refused(client, region, why) -> None:
+    out = client.post("/api/images/1/predict",
+                      json={"points": [{"x": CX, "y": CY, "label": 1}], "region": region})
+    assert out.status_code == 422 and why in out.text
+
+
+def test_the_whole_image_as_region_is_the_image(client) -> None:
+    point = {"x": CX, "y": CY, "label": 1}
+    a = client.post("/api/images/1/predict", json={"points": [point]}).json()
+    b = client.post("/api/images/1/predict",
+                    json={"points": [point], "region": [0, 0, W, H]}).json()
+    assert b["region"] is None and a["candidates"] == b["candidates"]
