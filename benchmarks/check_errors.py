@@ -18,7 +18,6 @@ signal alone is ranked the same way. Writes results/check_errors.json.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, write_results  # noqa: E402
+from common import environment, parse_config, write_results  # noqa: E402
 from maskengine.data import SceneConfig, generate_scene  # noqa: E402
 from maskengine.engine.simulate import (  # noqa: E402
     AnnotatorConfig,
@@ -56,10 +55,7 @@ class BenchConfig:
 
 
 def parse_args() -> BenchConfig:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for name, default in asdict(BenchConfig()).items():
-        ap.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
-    return BenchConfig(**vars(ap.parse_args()))
+    return parse_config(BenchConfig, __doc__.split("\n\n")[0])  # type: ignore[return-value]
 
 
 def cut(ranked: list[int], planted: set[int], n: int) -> dict:

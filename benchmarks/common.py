@@ -73,3 +73,15 @@ def official_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def parse_config(cls: type, description: str) -> object:
+    """A benchmark's dataclass config from the command line: one --option per field, its
+    default and type from the dataclass (`--train-images 20` sets train_images)."""
+    import argparse
+    from dataclasses import asdict
+
+    ap = argparse.ArgumentParser(description=description)
+    for name, default in asdict(cls()).items():
+        ap.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+    return cls(**vars(ap.parse_args()))

@@ -21,7 +21,6 @@ to round R. Writes results/data_engine.json and results/data_engine.png.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, environment, write_results  # noqa: E402
+from common import RESULTS, environment, parse_config, write_results  # noqa: E402
 from maskengine.data import SceneConfig, generate_scene  # noqa: E402
 from maskengine.engine.round_stats import round_stats  # noqa: E402
 from maskengine.engine.rounds import (  # noqa: E402
@@ -70,10 +69,7 @@ class BenchConfig:
 
 
 def parse_args() -> BenchConfig:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for name, default in asdict(BenchConfig()).items():
-        ap.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
-    return BenchConfig(**vars(ap.parse_args()))
+    return parse_config(BenchConfig, __doc__.split("\n\n")[0])  # type: ignore[return-value]
 
 
 def plot(rows: list[dict], path: Path) -> None:

@@ -28,7 +28,6 @@ Reports CPU seconds of training and the validation figures; writes results/<name
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, environment, write_results  # noqa: E402
+from common import RESULTS, environment, parse_config, write_results  # noqa: E402
 from maskengine.data import SceneConfig, generate_scene  # noqa: E402
 from maskengine.data.mix import MixedDataset  # noqa: E402
 from maskengine.data.synthetic import SyntheticDataset  # noqa: E402
@@ -74,10 +73,7 @@ class StudyConfig:
 
 
 def parse_args() -> StudyConfig:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for name, default in asdict(StudyConfig()).items():
-        ap.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
-    return StudyConfig(**vars(ap.parse_args()))
+    return parse_config(StudyConfig, __doc__.split("\n\n")[0])  # type: ignore[return-value]
 
 
 def run_candidate(name: str, cfg: StudyConfig, train_set: list, val_set: list,

@@ -109,3 +109,19 @@ def run_server(root: Path, port: int | None = None, timeout: float = 120.0) -> I
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+# Browser tests drive Debian's Chromium (Playwright's own download does not work here).
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """One Chromium per test module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()

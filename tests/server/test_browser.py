@@ -8,22 +8,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import DISK, make_project, run_server
+from .conftest import ARGS, CHROMIUM, DISK, make_project, run_server  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import DISK
 from .test_browser import _area, _image_point
-from .test_browser_unsaved import _open, _predict, browser, served  # noqa: F401
+from .test_browser_unsaved import _open, _predict, served  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -19,7 +19,7 @@ def _pixel(page, x: int, y: int) -> list[int]:  # noqa: ANN001
                          f".getImageData({x}, {y}, 1, 1).data)")
 
 
-def test_saved_masks_have_outlines_swatches_opacity_and_can_be_hidden(browser, served) -> None:  # noqa: F811
+def test_saved_masks_have_outlines_swatches_opacity_and_can_be_hidden(browser, served) -> None:  # noqa: F811, E501
     server, info = served
     page, errors = _open(browser, f"{server.url}/?image=1#token={info.token}")
     x, y = int(DISK[0]), int(DISK[1])
@@ -83,7 +83,7 @@ def test_saved_masks_have_outlines_swatches_opacity_and_can_be_hidden(browser, s
     assert not errors
 
 
-def test_image_list_filters_position_and_jump(browser, tmp_path) -> None:  # noqa: F811
+def test_image_list_filters_position_and_jump(browser, tmp_path) -> None:
     import httpx
 
     from .conftest import make_project, run_server

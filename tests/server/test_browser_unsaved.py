@@ -9,19 +9,9 @@ import httpx
 import pytest
 
 from .conftest import DISK, make_project, run_server
-from .test_browser import ARGS, CHROMIUM, _area, _image_point
+from .test_browser import _area, _image_point
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from maskengine.engine.store import Project
 
 from .conftest import DISK, REFERENCE, run_server
 from .test_browser import _area, _image_point
-from .test_browser_unsaved import _open, _predict, browser  # noqa: F401
+from .test_browser_unsaved import _open, _predict
 
 
 def _init(tmp_path, *extra: str) -> tuple:  # noqa: ANN002
@@ -90,7 +90,7 @@ def test_mask_classes_over_the_api_and_coco_export(tmp_path) -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_keys_pick_the_class_in_the_page(browser, tmp_path) -> None:  # noqa: F811
+def test_keys_pick_the_class_in_the_page(browser, tmp_path) -> None:
     root, _ = _init(tmp_path, "--classes", "cat,dog")
     token = (root / "admin_token").read_text().strip()
     with run_server(root) as server:
@@ -128,7 +128,7 @@ def test_keys_pick_the_class_in_the_page(browser, tmp_path) -> None:  # noqa: F8
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_a_class_agnostic_project_shows_no_classes(browser, tmp_path) -> None:  # noqa: F811
+def test_a_class_agnostic_project_shows_no_classes(browser, tmp_path) -> None:
     root, _ = _init(tmp_path)
     token = (root / "admin_token").read_text().strip()
     with run_server(root) as server:

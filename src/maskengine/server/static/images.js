@@ -1,15 +1,17 @@
 // The image list: every image of the project in queue order, a page at a time, filtered
 // (all, to do, done, needs review), with its status and mask counts; a click or the jump box
 // opens an image (through the page's own guard for unsaved work). L opens and closes it.
+import { Panel } from "./panel.js";
+
 const PAGE = 50;
 const $ = (sel) => document.querySelector(sel);
 
-export class ImageList {
+export class ImageList extends Panel {
   /** api: Api; hooks: {open(id), current() -> id of the image on screen} */
   constructor(api, hooks) {
+    super($("#images"), "l");
     this.api = api;
     this.hooks = hooks;
-    this.dialog = $("#images");
     this.filter = "all";
     this.offset = 0;
     this.total = 0;
@@ -27,26 +29,6 @@ export class ImageList {
       const id = Number($("#image-jump-id").value);
       if (Number.isInteger(id) && id > 0) this.pick(id);
     });
-  }
-
-  isOpen() { return this.dialog.open; }
-
-  open() {
-    if (!this.dialog.open) this.dialog.showModal();
-    return this.refresh();
-  }
-
-  close() { this.dialog.close(); }
-
-  /** L toggles the list; an open list takes every key (Escape closes it natively). */
-  onKey(e) {
-    const plain = !(e.ctrlKey || e.metaKey || e.altKey);
-    if (plain && e.key.toLowerCase() === "l") {
-      e.preventDefault();
-      if (this.isOpen()) this.close(); else this.open();
-      return true;
-    }
-    return this.isOpen();
   }
 
   page(direction) {

@@ -2,6 +2,8 @@
 // mask, validation figures), and for admins a button that trains the next round in the
 // server and one that cancels it. While a round runs the panel polls GET /api/rounds every
 // 2 s and shows its phase and training progress (step, loss, IoU, speed, time left).
+import { Panel } from "./panel.js";
+
 const POLL_MS = 2000;
 const PHASES = {
   starting: "preparing", training: "training", validating: "validating the new and the served model",
@@ -30,12 +32,12 @@ function cell(text, cls) {
   return td;
 }
 
-export class RoundsPanel {
+export class RoundsPanel extends Panel {
   /** api: Api; hooks: {onServing(versionId)} called with the serving version on each update */
   constructor(api, hooks) {
+    super($("#rounds"), "r");
     this.api = api;
     this.hooks = hooks;
-    this.dialog = $("#rounds");
     this.timer = null;
     this.data = null;
     this.sent = 0;  // requests sent, and the number of the one shown last
@@ -48,27 +50,6 @@ export class RoundsPanel {
 
   setAdmin(isAdmin) {
     $("#round-form").hidden = !isAdmin;
-  }
-
-  isOpen() { return this.dialog.open; }
-
-  open() {
-    if (!this.dialog.open) this.dialog.showModal();
-    return this.refresh();
-  }
-
-  close() { this.dialog.close(); }
-
-  /** Keys while the page has focus: R toggles the panel; an open panel takes every key
-   * (Escape closes it natively). True when the key was handled here. */
-  onKey(e) {
-    const plain = !(e.ctrlKey || e.metaKey || e.altKey);
-    if (plain && e.key.toLowerCase() === "r") {
-      e.preventDefault();
-      if (this.isOpen()) this.close(); else this.open();
-      return true;
-    }
-    return this.isOpen();
   }
 
   /** Show the answer of request() unless one sent after it was shown already (a poll in
