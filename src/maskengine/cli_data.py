@@ -253,6 +253,10 @@ def status(
                       fmt(r.masks_per_image, ".1f"), fmt(r.val_miou1, ".3f"),
                       fmt(r.val_noc90, ".2f"), fmt(r.train_seconds, ".0f"), state)
     console = Console()
+    if not rows:
+        typer.echo(f"{proj.root}: no model version yet; `maskengine serve` registers the "
+                   "starting model (round 0) when it starts")
+        return
     console.print(table)
     for r in rows:
         line = f"round {r.round}, version {r.version_id} ({r.name})"

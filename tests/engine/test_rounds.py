@@ -122,6 +122,8 @@ def test_round_options_owned_by_the_round_are_refused(tmp_path: Path) -> None:
     assert out.exit_code != 0 and "sets data itself" in out.output
     out = CliRunner().invoke(cli_app, ["train", str(sp.project.root)])
     assert out.exit_code == 1 and "no served model" in out.output
+    out = CliRunner().invoke(cli_app, ["status", str(sp.project.root)])
+    assert out.exit_code == 0 and "no model version yet" in out.output
     assert np.asarray(sp.ground_truth[sp.train_ids[0]]).dtype == bool
 
 
