@@ -25,7 +25,7 @@ def test_bundled_tiny_keeps_its_quality_on_unseen_scenes():
     # the protocol shows here; the full figures are in docs/training.md.
     res = run_evaluation(EvalConfig(num_images=3, max_clicks=5), progress=False)
     assert res["objects"] >= 20
-    assert res["default"]["miou@1"] >= 0.60  # measured 0.642 (on 50 images: 0.626)
-    assert res["oracle"]["miou@1"] >= 0.68  # measured 0.720 (0.717)
-    assert res["default"]["miou@5"] >= 0.69  # measured 0.728 (0.738)
-    assert res["iou_head"]["correlation"] >= 0.72  # measured 0.781 (0.781)
+    assert res["default"]["miou@1"] >= 0.62  # measured 0.667 (on 50 images: 0.645)
+    assert res["oracle"]["miou@1"] >= 0.69  # measured 0.730 (0.726)
+    assert res["default"]["miou@5"] >= 0.72  # measured 0.765 (0.755)
+    assert res["iou_head"]["correlation"] >= 0.72  # measured 0.777 (0.788)

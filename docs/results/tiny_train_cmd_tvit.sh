@@ -16,7 +16,11 @@
 # As run: started with --steps 3200, restarted at step 240 with 4000 and at step 360 with
 # 1800 (before any learning-rate step; the schedule is that of 1800), 72 CPU minutes.
 # Config: docs/results/tiny_train_config_phase3.json; curve:
-# docs/results/tiny_train_metrics_phase3_every20.jsonl. The shipped weights are its step 1800.
+# docs/results/tiny_train_metrics_phase3_every20.jsonl.
+# Phase 4 -- from the phase-3 weights, the same recipe on new scenes (data seed 6), lr 5e-4
+# after 30 warmup steps, /10 at 60% and 85% of 900 steps, 37 CPU minutes (254 in all).
+# Config docs/results/tiny_train_config_phase4.json, curve
+# docs/results/tiny_train_metrics_phase4_every20.jsonl. The shipped weights are its step 900.
 # As run here: phase 2 started with --steps 4400 and was restarted at step 1840 (from its
 # saved state, before any learning-rate step) with --steps 3700, so its schedule is that of 3700.
 # Seeds: data stream 0 (scenes are a function of (seed, index)), prompts seed 0.
@@ -41,3 +45,10 @@ OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc
   --seed 5 --steps 1800 --batch-size 4 --masks-per-image 8 --points 8 --mask-only 2 \
   --box-prob 0.3 --grad-iterations 2 --loss-size 64 --lr 0.001 --warmup-steps 50 \
   --first-decay 0.75 --second-decay 0.92 --threads 1 --checkpoint-every 40 --keep-checkpoints 5
+# Phase 4.
+OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc-per-node 2 \
+  .venv/bin/maskengine train --out "$RUN-phase4" --model tiny --checkpoint "$RUN-phase3/model.pt" \
+  --no-freeze-batchnorm --data synthetic --data-seed 6 --num-images 1000000 --scene-size 256 \
+  --seed 6 --steps 900 --batch-size 4 --masks-per-image 8 --points 8 --mask-only 2 \
+  --box-prob 0.3 --grad-iterations 2 --loss-size 64 --lr 0.0005 --warmup-steps 30 \
+  --first-decay 0.6 --second-decay 0.85 --threads 1 --checkpoint-every 40 --keep-checkpoints 3
