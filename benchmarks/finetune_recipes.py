@@ -123,12 +123,13 @@ def main() -> None:
     print(f"{len(train_set)} train images ({masks} masks), {len(val_set)} validation images")
     # Written after every candidate; a rerun with the same settings skips the ones done.
     prev = RESULTS / f"{cfg.name}.json"
+    start_sha = _start_sha()
     rows: dict[str, dict] = {}
     if prev.is_file():
         old = json.loads(prev.read_text())
         same = {k: v for k, v in old.get("config", {}).items() if k != "only"}
         if (same == {k: v for k, v in asdict(cfg).items() if k != "only"}
-                and old.get("start_weights_sha256") == _start_sha()):
+                and old.get("start_weights_sha256") == start_sha):
             rows = {n: r for n, r in old.get("candidates", {}).items() if n in CANDIDATES}
     out = prev
     with tempfile.TemporaryDirectory(prefix="maskengine-recipes-") as tmp:
@@ -141,7 +142,7 @@ def main() -> None:
             print(f"{name:>14}: train {r['train_cpu_seconds']:7.1f} CPU s  mIoU@1 "
                   f"{r['miou1']:.3f}  NoC@85 {r['noc85']:.2f}  NoC@90 {r['noc90']:.2f}",
                   flush=True)
-            out = _write(cfg, masks, rows)
+            out = _write(cfg, masks, rows, start_sha)
     print(f"best: {_best(rows)}; {out}")
 
 
@@ -157,9 +158,9 @@ def _start_sha() -> str:
     return hashlib.sha256(bundled_weights_path("tiny").read_bytes()).hexdigest()
 
 
-def _write(cfg: StudyConfig, masks: int, rows: dict[str, dict]) -> Path:
+def _write(cfg: StudyConfig, masks: int, rows: dict[str, dict], start_sha: str) -> Path:
     return write_results(cfg.name, {"config": asdict(cfg), "environment": environment(),
-                                    "start_weights_sha256": _start_sha(),
+                                    "start_weights_sha256": start_sha,
                                     "train_masks": masks, "candidates": rows,
                                     "best": _best(rows), "best_by": "mIoU@1 - NoC@90 / 20"})
 

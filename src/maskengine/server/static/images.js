@@ -39,16 +39,16 @@ export class ImageList extends Panel {
   }
 
   async refresh() {
-    const seq = this.seq = (this.seq || 0) + 1;
     const filter = this.filter;
     let data;
     try {
-      data = await this.api.get(`/images?filter=${filter}&offset=${this.offset}&limit=${PAGE}`);
+      data = await this.latest(
+        () => this.api.get(`/images?filter=${filter}&offset=${this.offset}&limit=${PAGE}`));
     } catch (err) {
-      if (seq === this.seq) $("#images-range").textContent = `could not load the images: ${err.message}`;
+      $("#images-range").textContent = `could not load the images: ${err.message}`;
       return;
     }
-    if (seq !== this.seq) return; // a newer request (another filter or page) answers last
+    if (!data) return; // the answer to a later request (another filter or page) is shown
     this.total = data.total;
     const body = $("#image-table tbody");
     body.replaceChildren();

@@ -5,6 +5,19 @@ export class Panel {
   constructor(dialog, key) {
     this.dialog = dialog;
     this.key = key;
+    this.sent = 0; // requests sent, and the number of the one whose answer was shown last
+    this.shownSeq = 0;
+  }
+
+  /** The answer of request(), or null when the answer to a request sent after it was shown
+   * already (a slow answer must not replace a newer one: a poll in flight, a quick filter
+   * change). */
+  async latest(request) {
+    const seq = ++this.sent;
+    const data = await request();
+    if (seq < this.shownSeq) return null;
+    this.shownSeq = seq;
+    return data;
   }
 
   isOpen() { return this.dialog.open; }

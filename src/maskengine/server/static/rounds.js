@@ -40,8 +40,6 @@ export class RoundsPanel extends Panel {
     this.hooks = hooks;
     this.timer = null;
     this.data = null;
-    this.sent = 0;  // requests sent, and the number of the one shown last
-    this.shownSeq = 0;
     $("#rounds-open").addEventListener("click", () => this.open());
     $("#rounds-close").addEventListener("click", () => this.close());
     $("#round-form").addEventListener("submit", (e) => { e.preventDefault(); this.train(); });
@@ -52,14 +50,10 @@ export class RoundsPanel extends Panel {
     $("#round-form").hidden = !isAdmin;
   }
 
-  /** Show the answer of request() unless one sent after it was shown already (a poll in
-   * flight may answer after a click's request). */
+  /** Show the answer of request() unless a later one was shown already (Panel.latest). */
   async fetchShow(request) {
-    const seq = ++this.sent;
-    const data = await request();
-    if (seq < this.shownSeq) return;
-    this.shownSeq = seq;
-    this.show(data);
+    const data = await this.latest(request);
+    if (data) this.show(data);
   }
 
   async refresh() {
