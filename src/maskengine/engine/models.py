@@ -132,6 +132,10 @@ class Mask(Base):
         ForeignKey("model_versions.id"), nullable=True
     )
     predicted_iou: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stability_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Provenance of a proposed mask (JSON object): generator settings of an automatic mask,
+    # detector version and score of a pre-filled one; "{}" for manual masks.
+    meta_json: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
