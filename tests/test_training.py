@@ -232,3 +232,23 @@ def test_two_data_parallel_processes_make_the_run_of_one_with_accumulate_2(tmp_p
     for k, v in one.model.state_dict().items():
         torch.testing.assert_close(two[k], v, rtol=1e-3, atol=5e-4)
     assert json.loads((tmp_path / "two" / "config.json").read_text())["processes"] == 2
+
+
+def test_anchor_weight_keeps_a_fine_tune_near_its_starting_weights(tmp_path, micro):
+    start = Trainer(TrainingConfig(out=str(tmp_path / "start"), steps=1, model=micro, **RUN))
+    start.run()
+    init = tmp_path / "start" / "model.pt"
+    p0 = torch.load(init, weights_only=True)
+
+    def drift(anchor: float) -> float:
+        cfg = TrainingConfig(out=str(tmp_path / f"a{anchor}"), steps=4, model=micro,
+                             checkpoint=str(init), anchor_weight=anchor,
+                             **{**RUN, "lr": 2e-2})
+        sd = torch.load(train(cfg, progress=False), weights_only=True)
+        return sum(float((sd[k].float() - v.float()).pow(2).sum()) for k, v in p0.items()
+                   if v.is_floating_point())
+
+    free, held = drift(0.0), drift(50.0)
+    assert free > 0 and held < 0.5 * free
+    with pytest.raises(ValueError, match="anchor_weight"):
+        TrainingConfig(anchor_weight=-1.0)

@@ -52,6 +52,8 @@ class TrainingConfig:
         "help": "focal loss weight of foreground pixels (background gets 1 - alpha)"})
     dice_weight: float = field(default=1.0, metadata={"help": "dice loss weight"})
     iou_weight: float = field(default=1.0, metadata={"help": "IoU-head MSE weight"})
+    anchor_weight: float = field(default=0.0, metadata={
+        "help": "pull toward the starting weights (L2-SP): adds w * |p - p0|^2 (0: off)"})
     loss_size: int = field(default=0, metadata={
         "help": "side at which losses are computed (0: the low-res mask side)"})
     jitter: bool = field(default=False, metadata={"help": "large-scale jitter [0.1, 2.0]"})
@@ -92,6 +94,8 @@ class TrainingConfig:
             raise ValueError("need 0 < first_decay <= second_decay")
         if self.max_cpu_minutes < 0:
             raise ValueError(f"max_cpu_minutes must be >= 0, got {self.max_cpu_minutes}")
+        if self.anchor_weight < 0:
+            raise ValueError(f"anchor_weight must be >= 0, got {self.anchor_weight}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 

@@ -120,6 +120,9 @@ class Trainer:
         # with; from scratch there are no statistics to keep, so they are trained.
         self.freeze_batchnorm = (cfg.freeze_batchnorm if cfg.freeze_batchnorm is not None
                                  else cfg.checkpoint is not None)
+        # L2-SP: the starting weights the anchor pulls toward (a fine-tune's checkpoint).
+        self._anchor = ([(p, p.detach().clone()) for p in self.model.parameters()
+                         if p.requires_grad] if cfg.anchor_weight > 0 else [])
         self.step = 0
         self._cache: dict[int, torch.Tensor] = {}
         self._ahead: Iterator[tuple[list[int], Batch]] | None = None  # batches from workers
@@ -222,6 +225,7 @@ class Trainer:
         logs = [self.micro_step(m) for m in range(cfg.accumulate)]
         if self.world > 1:
             distributed.sum_gradients(self.model)
+        self._pull_to_anchor()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
@@ -230,6 +234,15 @@ class Trainer:
         out = {k: sum(d[k] for d in logs) / len(logs) for k in logs[0]}
         out["lr"] = self.optimizer.param_groups[0]["lr"]
         return out
+
+    def _pull_to_anchor(self) -> None:
+        """Add the gradient of anchor_weight * |p - p0|^2 (the same on every process)."""
+        w = 2.0 * self.cfg.anchor_weight
+        for p, p0 in self._anchor:
+            if p.grad is None:
+                p.grad = w * (p.detach() - p0)
+            else:
+                p.grad.add_(p.detach() - p0, alpha=w)
 
     def cpu_minutes(self) -> float:
         """CPU minutes the saved steps of this run used (metrics.jsonl; older lines without
