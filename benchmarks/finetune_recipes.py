@@ -18,6 +18,11 @@ Candidates (each from the same starting weights, same data, same seed, one threa
   frozen_long    as frozen with 1,500 steps: more steps per new mask at about the CPU time
                  of 300 whole-model steps
   frozen_replay  as frozen_long with the replayed half
+  anchor         as whole_replay (lr 2e-4) pulled toward the starting weights (L2-SP,
+                 --anchor-weight 0.1): learn the new domain without forgetting the old
+  loss256        as whole_low_lr with the loss at 256 x 256 (logits upsampled to the image)
+                 instead of 64 x 64 (benchmarks/resolution_study.py)
+  anchor_loss256 anchor with the loss at 256 x 256
 
 Reports CPU seconds of training and the validation figures; writes results/<name>.json.
 
@@ -56,6 +61,10 @@ CANDIDATES: dict[str, tuple[dict, float] | None] = {
     "frozen": ({"lr": 5e-4, "steps": 300, "freeze_image_encoder": True}, 0.0),
     "frozen_long": ({"lr": 5e-4, "steps": 1500, "freeze_image_encoder": True}, 0.0),
     "frozen_replay": ({"lr": 5e-4, "steps": 1500, "freeze_image_encoder": True}, 0.5),
+    "anchor": ({"lr": 2e-4, "steps": 300, "anchor_weight": 0.1}, 0.5),
+    "loss256": ({"lr": 5e-5, "steps": 300, "loss_size": 256}, 0.5),
+    "anchor_loss256": ({"lr": 2e-4, "steps": 300, "anchor_weight": 0.1, "loss_size": 256},
+                       0.5),
 }
 
 
