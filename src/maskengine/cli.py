@@ -376,6 +376,7 @@ def auto(
 
 
 from . import cli_data  # noqa: E402,F401 - registers the data-maintenance commands
+from . import cli_quality  # noqa: E402,F401 - stats, drift, evalset, prompts
 
 
 def main() -> None:  # pragma: no cover - console entry point
