@@ -375,8 +375,9 @@ def auto(
         raise typer.Exit(1)
 
 
-from . import cli_data  # noqa: E402,F401 - registers the data-maintenance commands
-from . import cli_quality  # noqa: E402,F401 - stats, drift, evalset, prompts
+# Register the data-maintenance (check, snapshot, ...) and measurement (stats, drift,
+# evalset, prompts) commands on `app`.
+from . import cli_data, cli_quality  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -50,3 +50,61 @@ def stats(
     d = figures.to_dict()
     typer.echo(f"{d['masks']['total']} masks on {d['images']['with_masks']} of "
                f"{d['images']['total']} images; report: {folder / 'index.html'}")
+
+
+def _drift_config():  # deferred import: the engine is not loaded for other commands
+    from .quality.drift import DriftConfig
+
+    return DriftConfig
+
+
+@app.command()
+@config_options(_drift_config())
+def drift(
+    project: str = typer.Argument(..., help="a project folder"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    top: int = typer.Option(20, "--top", help="images shown in the table"),
+    config: Any = None,
+) -> None:
+    """Rank the images without masks by how unlike the annotated train images they are
+    (the served model's mean-pooled embeddings, k nearest neighbours, calibrated on the
+    train images themselves): annotate the flagged ones first. The report is kept in
+    PROJECT/quality/drift.json."""
+    from rich.progress import Progress
+
+    from .atomic import write_atomic
+    from .engine.errors import BadImage
+    from .quality.drift import DriftError, run_drift
+
+    proj = _open(project)
+    try:
+        with Progress(transient=True, disable=as_json) as bar:
+            task = bar.add_task("image embeddings", total=None)
+            report = run_drift(proj, config, progress=lambda done, total: bar.update(
+                task, completed=done, total=total))
+    except (DriftError, BadImage, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        proj.close()
+    payload = report.to_dict()
+    write_atomic(proj.root / "quality" / "drift.json", json.dumps(payload, indent=1) + "\n")
+    if as_json:
+        typer.echo(json.dumps(payload, indent=1))
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"annotate first: images unlike the {report.reference_images} "
+                  f"annotated train images (top {top})", box=box.SIMPLE_HEAD)
+    for col in ("rank", "image", "split", "score", "percentile", "flagged", "path"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for n, it in enumerate(report.items[:top]):
+        table.add_row(str(n + 1), str(it.image_id), it.split, f"{it.score:.2f}",
+                      f"{it.percentile:.0%}", "yes" if it.flagged else "", it.path)
+    console = Console()
+    console.print(table)
+    console.print(f"{payload['flagged']} of {len(report.items)} images without masks score "
+                  f"above {report.threshold} (1 = the median train image's distance to the "
+                  "others)")
