@@ -108,3 +108,55 @@ def drift(
     console.print(f"{payload['flagged']} of {len(report.items)} images without masks score "
                   f"above {report.threshold} (1 = the median train image's distance to the "
                   "others)")
+
+
+@app.command()
+def evalset(
+    project: str = typer.Argument(..., help="a project folder"),
+    action: str = typer.Argument("list", help="list, create or default"),
+    name: str | None = typer.Argument(None, help="the set's name (create, default)"),
+    version: str | None = typer.Option(None, "--version", help=(
+        "create: freeze this snapshot's validation images (default: the masks now)")),
+    default: bool = typer.Option(False, "--default", help=(
+        "create: also make it the set that rounds validate on")),
+) -> None:
+    """Named, frozen evaluation sets: `create NAME` freezes the validation images with
+    masks (of a snapshot, or now) as PROJECT/evalsets/NAME.json; `default NAME` makes
+    rounds validate on it; `list` shows them. `maskengine eval --project PROJECT
+    --evalset NAME` evaluates a model on one."""
+    from .quality.evalsets import (
+        EvalSetError,
+        create_evalset,
+        default_evalset,
+        list_evalsets,
+        load_evalset,
+        set_default,
+        summary,
+    )
+
+    if action not in ("list", "create", "default"):
+        raise typer.BadParameter(f"action {action!r}: use list, create or default")
+    if action != "list" and not name:
+        raise typer.BadParameter(f"{action} needs the set's NAME")
+    proj = _open(project)
+    try:
+        if action == "create":
+            d = summary(create_evalset(proj, name, version=version, default=default))
+            typer.echo(f"evaluation set {name} ({d['source']}): {d['masks']} masks on "
+                       f"{d['images']} validation images" + (", default" if default else ""))
+        elif action == "default":
+            set_default(proj, name)
+            typer.echo(f"rounds of {proj.root} now validate on evaluation set {name}")
+        else:
+            current = default_evalset(proj)
+            names = list_evalsets(proj)
+            if not names:
+                typer.echo("no evaluation sets yet: `maskengine evalset PROJECT create NAME`")
+            for n in names:
+                d = summary(load_evalset(proj, n))
+                typer.echo(f"{n}{' (default)' if n == current else ''}: {d['masks']} masks on "
+                           f"{d['images']} images, from the {d['source']}, {d['created_at']}")
+    except EvalSetError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    finally:
+        proj.close()
