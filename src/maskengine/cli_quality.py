@@ -15,7 +15,13 @@ from typing import Any
 import typer
 
 from .cli import app, config_options
-from .cli_data import _open
+
+
+def _open(project: str):  # noqa: ANN202
+    # cli_data's: imported when called, as `python -m maskengine.cli` loads cli.py twice.
+    from .cli_data import _open as open_project
+
+    return open_project(project)
 
 
 @app.command()
@@ -160,3 +166,25 @@ def evalset(
         raise typer.BadParameter(str(exc)) from exc
     finally:
         proj.close()
+
+
+def _prompt_config():  # deferred import: numpy is not loaded for other commands
+    from .prompt_study import PromptStudyConfig
+
+    return PromptStudyConfig
+
+
+@app.command()
+@config_options(_prompt_config())
+def prompts(config: Any) -> None:
+    """The paper's prompt comparison: mIoU of the model's first answer to 1 point, 3 and 5
+    points, a box, and a box + point, overall and per COCO size class; --out writes JSON."""
+    from .prompt_study import print_study, run_prompt_study
+
+    try:
+        result = run_prompt_study(config)
+    except (FileNotFoundError, ValueError) as exc:  # CheckpointError, EvalSetError: ValueError
+        raise typer.BadParameter(str(exc)) from exc
+    print_study(result)
+    if config.out:
+        typer.echo(f"figures: {config.out}")
