@@ -93,6 +93,7 @@ def test_perfect_answers_give_oracle_one_everywhere() -> None:
     assert res["prompts"]["box"]["miou"] == 1.0  # a box names one object
 
 
+@pytest.mark.slow
 def test_tiny_model_study_repeats_and_adds_up(tmp_path: Path) -> None:
     samples = _samples(1)
     predictor = Predictor(create_model("tiny"))

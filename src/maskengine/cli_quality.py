@@ -58,8 +58,8 @@ def stats(
                f"{d['images']['total']} images; report: {folder / 'index.html'}")
 
 
-def _drift_config():  # deferred import: the engine is not loaded for other commands
-    from .quality.drift import DriftConfig
+def _drift_config():  # its own light module: the engine is not loaded for other commands
+    from .quality.check_config import DriftConfig
 
     return DriftConfig
 
@@ -168,8 +168,8 @@ def evalset(
         proj.close()
 
 
-def _prompt_config():  # deferred import: numpy is not loaded for other commands
-    from .prompt_study import PromptStudyConfig
+def _prompt_config():  # beside EvalConfig: numpy is not loaded for other commands
+    from .evaluation_job import PromptStudyConfig
 
     return PromptStudyConfig
 

@@ -1,4 +1,5 @@
-"""The `maskengine eval` job: which model, on which data, measured how; its report.
+"""The `maskengine eval` job (and the settings of `maskengine prompts`): which model, on
+which data, measured how; its report.
 
 The protocol itself (clicks, mIoU, NoC, AR@k) is `maskengine.evaluation`. This module
 imports nothing heavy at the top, so the command line can build its options from
@@ -48,6 +49,42 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.num_images < 1 or self.max_clicks < 1 or self.max_masks < 0:
             raise ValueError("num_images and max_clicks must be >= 1, max_masks >= 0")
+        if bool(self.project) != bool(self.evalset):
+            raise ValueError("--project and --evalset go together: the evaluation set NAME "
+                             "of project PROJECT")
+
+
+@dataclass(frozen=True)
+class PromptStudyConfig:
+    """What `maskengine prompts` measures, on which data, with which model (the data and
+    model fields mean what they mean for `maskengine eval`)."""
+
+    model: str | None = field(default=None, metadata={
+        "help": "registered size or SamConfig JSON (default: tiny; with --project: the "
+                "project's served model)"})
+    checkpoint: str | None = field(default=None, metadata={
+        "help": "weights (default: the bundled ones for tiny)"})
+    data: str = field(default="synthetic", metadata={
+        "help": "'synthetic', 'synthetic:organic', an SA-1B folder, or a COCO instances JSON"})
+    coco_images: str | None = field(default=None, metadata={"help": "image folder for COCO"})
+    num_images: int = field(default=20, metadata={"help": "images evaluated"})
+    data_seed: int = field(default=1000, metadata={
+        "help": "synthetic seed (training uses 0: other seeds are unseen scenes)"})
+    scene_size: int = field(default=256, metadata={"help": "synthetic scene side"})
+    max_masks: int = field(default=0, metadata={"help": "masks per image (0: all)"})
+    max_mask_fraction: float = field(default=0.9, metadata={"help": "drop larger masks"})
+    project: str | None = field(default=None, metadata={
+        "help": "a project folder: study its evaluation set --evalset"})
+    evalset: str | None = field(default=None, metadata={
+        "help": "with --project: a named evaluation set"})
+    seed: int = field(default=0, metadata={"help": "seed of the points drawn inside objects"})
+    out: str | None = field(default=None, metadata={"help": "write the figures as JSON here"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: default)"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ..."})
+
+    def __post_init__(self) -> None:
+        if self.num_images < 1 or self.max_masks < 0:
+            raise ValueError("num_images must be >= 1 and max_masks >= 0")
         if bool(self.project) != bool(self.evalset):
             raise ValueError("--project and --evalset go together: the evaluation set NAME "
                              "of project PROJECT")

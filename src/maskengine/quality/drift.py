@@ -17,7 +17,7 @@ threshold are flagged: annotating them first teaches the model the most.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from sqlalchemy import select
@@ -26,26 +26,11 @@ from ..engine.models import Image, Mask
 from ..engine.project_dataset import accepted
 from ..engine.segmenter import ImageRef, Segmenter
 from ..engine.store import Project
+from .check_config import DriftConfig
 
 
 class DriftError(ValueError):
     """Drift cannot be measured: no served model, or too few reference images."""
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    neighbours: int = field(default=5, metadata={
-        "help": "nearest training images an image's distance is averaged over"})
-    threshold: float = field(default=1.5, metadata={
-        "help": "flag images farther than this many times the median training image is "
-                "from the other training images"})
-    device: str = field(default="cpu", metadata={"help": "device for the model"})
-
-    def __post_init__(self) -> None:
-        if self.neighbours < 1:
-            raise ValueError(f"neighbours must be >= 1, got {self.neighbours}")
-        if self.threshold <= 0:
-            raise ValueError(f"threshold must be > 0, got {self.threshold}")
 
 
 @dataclass(frozen=True)
