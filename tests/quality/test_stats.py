@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,17 @@ def test_stats_command_writes_page_with_existing_plots(known, tmp_path: Path) ->
     files = write_report(collect_stats(known), tmp_path / "bare", plots=False)
     assert sorted(f.name for f in files) == ["index.html", "stats.json"]
     assert "<img" not in (tmp_path / "bare" / "index.html").read_text()
+
+
+def test_stats_without_matplotlib_says_what_to_install(known, tmp_path: Path,
+                                                     monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    res = CliRunner().invoke(cli_app, ["stats", str(known.root), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 1 and "maskengine[report]" in res.output
+    assert not (tmp_path / "r" / "index.html").exists()
+    res = CliRunner().invoke(cli_app, ["stats", str(known.root), "--out", str(tmp_path / "r"),
+                                       "--no-plots"])
+    assert res.exit_code == 0 and (tmp_path / "r" / "index.html").is_file()
 
 
 def test_stats_of_an_empty_project(tmp_path: Path) -> None:
