@@ -103,11 +103,10 @@ class DatasetStats:
                        "with_masks": int((per_image > 0).sum())},
             "masks": {"total": len(self.rows), **_group(self.rows)},
             "masks_per_image": {
-                "mean": _mean(per_image), "median": float(np.median(per_image))
-                if len(per_image) else None, "max": int(per_image.max()) if len(per_image)
-                else None, "histogram": {str(k): int(v) for k, v in enumerate(hist) if v}},
-            "mask_area": {"mean": _mean(areas),
-                          "median": float(np.median(areas)) if len(areas) else None},
+                "mean": _mean(per_image), "median": _median(per_image),
+                "max": int(per_image.max()) if len(per_image) else None,
+                "histogram": {str(k): int(v) for k, v in enumerate(hist) if v}},
+            "mask_area": {"mean": _mean(areas), "median": _median(areas)},
             "centres": {"bins": self.centre_bins, "grid": self.centre_grid().tolist(),
                         "mean": [_mean([r.cx for r in self.rows]),
                                  _mean([r.cy for r in self.rows])]},
@@ -123,6 +122,10 @@ class DatasetStats:
 def _mean(values: Iterable[float]) -> float | None:
     v = np.asarray(list(values), dtype=np.float64)
     return float(v.mean()) if len(v) else None
+
+
+def _median(values: np.ndarray) -> float | None:
+    return float(np.median(values)) if len(values) else None
 
 
 def _group(rows: list[MaskRow]) -> dict:
