@@ -6,14 +6,14 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
 .PHONY: setup system-packages test lint bench bench-reference bench-generator bench-data-engine demo clean \
-	bench-mobile-sam train-bundled train-bundled-gpu bench-finetune-recipes
+	bench-mobile-sam train-bundled train-bundled-gpu bench-finetune-recipes bench-prompts
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build on local disk; an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet $(TORCH_PIN)
-	$(BIN)/pip install --quiet -e '.[dev,server]'
+	$(BIN)/pip install --quiet -e '.[dev,server,report]'
 	touch $(STAMP)
 
 # Browser tests drive Debian's Chromium; Playwright's own browser download does not work here.
@@ -84,6 +84,11 @@ train-bundled-gpu:
 		--first-decay 0.75 --second-decay 0.92 --workers 8 --checkpoint-every 500
 	$(PY) -m maskengine.cli eval --model tiny --checkpoint $(GPU_RUN)/model.pt --device cuda \
 		--data-seed 1000 --num-images 50 --out $(GPU_RUN)/eval.json
+
+# The paper's prompt comparison for the bundled tiny model on 50 unseen scenes (~2 min, 1 core).
+bench-prompts: setup
+	OMP_NUM_THREADS=1 $(BIN)/maskengine prompts --data-seed 1000 --num-images 50 --threads 1 \
+		--out benchmarks/results/prompt_study.json
 
 clean:
 	rm -rf $(VENV) .venv-ref build *.egg-info

@@ -261,6 +261,9 @@ def train(
         "with PROJECT and --replay: share of training samples from the replayed data")),
     force: bool = typer.Option(False, "--force", help=(
         "with PROJECT: promote the round even with no validation masks to compare on")),
+    evalset: str | None = typer.Option(None, "--evalset", help=(
+        "with PROJECT: validate on this named evaluation set (default: the project's "
+        "default set if it has one, else its validation images)")),
 ) -> None:
     """Train or fine-tune a model with simulated interaction; resumes a run folder.
 
@@ -270,9 +273,9 @@ def train(
     got worse (without validation masks it is not promoted unless --force).
     A running `maskengine serve` switches to a promoted model by itself."""
     if project is None:
-        if replay is not None or force:
-            raise typer.BadParameter("--replay and --force apply to a project round: give "
-                                     "PROJECT")
+        if replay is not None or force or evalset:
+            raise typer.BadParameter("--replay, --force and --evalset apply to a project "
+                                     "round: give PROJECT")
         from .training.trainer import train as run_training
 
         path = run_training(config)
@@ -286,6 +289,7 @@ def train(
         fields = set(config.to_dict())
         training = round_training_config({k: getattr(config, k) for k in given & fields})
         round_cfg = RoundConfig(training=training, force=force, replay_fraction=replay_fraction,
+                                evalset=evalset,
                                 replay="auto" if replay is None else (
                                     None if replay == "none" else replay))
         proj = Project.open(project)
@@ -375,7 +379,9 @@ def auto(
         raise typer.Exit(1)
 
 
-from . import cli_data  # noqa: E402,F401 - registers the data-maintenance commands
+# Register the data-maintenance (check, snapshot, ...) and measurement (stats, drift,
+# evalset, prompts) commands on `app`.
+from . import cli_data, cli_quality  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -60,6 +60,13 @@ def _farthest(region: np.ndarray) -> tuple[float, int, int]:
     return float(dist[y, x]), x, y
 
 
+def centre_point(mask: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the pixel of `mask` (H x W bool) farthest from its boundary: the paper's
+    single-point prompt."""
+    _, x, y = _farthest(mask)
+    return x, y
+
+
 def next_click(gt: np.ndarray, pred: np.ndarray) -> tuple[int, int, int] | None:
     """The next simulated click for ground truth `gt` given prediction `pred` (H x W bool):
     (x, y, label) with label 1 inside a missed region, 0 inside a spurious one; None when

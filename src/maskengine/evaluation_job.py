@@ -1,4 +1,5 @@
-"""The `maskengine eval` job: which model, on which data, measured how; its report.
+"""The `maskengine eval` job (and the settings of `maskengine prompts`): which model, on
+which data, measured how; its report.
 
 The protocol itself (clicks, mIoU, NoC, AR@k) is `maskengine.evaluation`. This module
 imports nothing heavy at the top, so the command line can build its options from
@@ -14,7 +15,9 @@ from dataclasses import dataclass, field
 class EvalConfig:
     """What `maskengine eval` measures, on which data, with which model."""
 
-    model: str = field(default="tiny", metadata={"help": "registered size or SamConfig JSON"})
+    model: str | None = field(default=None, metadata={
+        "help": "registered size or SamConfig JSON (default: tiny; with --project: the "
+                "project's served model)"})
     checkpoint: str | None = field(default=None, metadata={
         "help": "weights (default: the bundled ones for tiny)"})
     data: str = field(default="synthetic", metadata={
@@ -34,6 +37,11 @@ class EvalConfig:
     pred_iou_thresh: float = field(default=0.88, metadata={"help": "generator IoU filter"})
     stability_score_thresh: float = field(default=0.95, metadata={
         "help": "generator stability filter"})
+    project: str | None = field(default=None, metadata={
+        "help": "a project folder: evaluate on its evaluation set --evalset"})
+    evalset: str | None = field(default=None, metadata={
+        "help": "with --project: a named evaluation set (all its images and masks, as "
+                "frozen; --data, --num-images, --max-masks do not apply)"})
     out: str | None = field(default=None, metadata={"help": "write the figures as JSON here"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: default)"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, ..."})
@@ -41,27 +49,82 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.num_images < 1 or self.max_clicks < 1 or self.max_masks < 0:
             raise ValueError("num_images and max_clicks must be >= 1, max_masks >= 0")
+        if bool(self.project) != bool(self.evalset):
+            raise ValueError("--project and --evalset go together: the evaluation set NAME "
+                             "of project PROJECT")
 
 
-def run_evaluation(cfg: EvalConfig, progress: bool = True) -> dict:
-    """Evaluate as `cfg` says; returns the figures (a JSON-ready dict), writes cfg.out."""
-    import json
+@dataclass(frozen=True)
+class PromptStudyConfig:
+    """What `maskengine prompts` measures, on which data, with which model (the data and
+    model fields mean what they mean for `maskengine eval`)."""
 
-    import numpy as np
-    from rich.progress import Progress
+    model: str | None = field(default=None, metadata={
+        "help": "registered size or SamConfig JSON (default: tiny; with --project: the "
+                "project's served model)"})
+    checkpoint: str | None = field(default=None, metadata={
+        "help": "weights (default: the bundled ones for tiny)"})
+    data: str = field(default="synthetic", metadata={
+        "help": "'synthetic', 'synthetic:organic', an SA-1B folder, or a COCO instances JSON"})
+    coco_images: str | None = field(default=None, metadata={"help": "image folder for COCO"})
+    num_images: int = field(default=20, metadata={"help": "images evaluated"})
+    data_seed: int = field(default=1000, metadata={
+        "help": "synthetic seed (training uses 0: other seeds are unseen scenes)"})
+    scene_size: int = field(default=256, metadata={"help": "synthetic scene side"})
+    max_masks: int = field(default=0, metadata={"help": "masks per image (0: all)"})
+    max_mask_fraction: float = field(default=0.9, metadata={"help": "drop larger masks"})
+    project: str | None = field(default=None, metadata={
+        "help": "a project folder: study its evaluation set --evalset"})
+    evalset: str | None = field(default=None, metadata={
+        "help": "with --project: a named evaluation set"})
+    seed: int = field(default=0, metadata={"help": "seed of the points drawn inside objects"})
+    out: str | None = field(default=None, metadata={"help": "write the figures as JSON here"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: default)"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ..."})
 
-    from .atomic import write_atomic
-    from .data import drop_large, open_dataset
-    from .evaluation import evaluate_interactive
+    def __post_init__(self) -> None:
+        if self.num_images < 1 or self.max_masks < 0:
+            raise ValueError("num_images must be >= 1 and max_masks >= 0")
+        if bool(self.project) != bool(self.evalset):
+            raise ValueError("--project and --evalset go together: the evaluation set NAME "
+                             "of project PROJECT")
+
+
+def load_eval_model(cfg, project=None):  # noqa: ANN001, ANN201
+    """(model, its name, model version id or None): cfg.model / cfg.checkpoint when given,
+    else the served version of `project`, else the bundled tiny model."""
     from .modeling import create_model
-    from .predictor import Predictor
-    from .threads import set_process_threads
 
-    set_process_threads(cfg.threads)
-    model = create_model(cfg.model, cfg.checkpoint, cfg.device)
+    if project is None or cfg.model or cfg.checkpoint:
+        name = cfg.model or "tiny"
+        return create_model(name, cfg.checkpoint, cfg.device), name, None
+    from .engine.rounds import load_version, served_version
+
+    with project.session() as s:
+        mv = served_version(s)
+        if mv is None:
+            raise ValueError(f"project {project.root} has no served model yet: give --model, "
+                             "or start `maskengine serve` once")
+        return load_version(project, mv, cfg.device or "cpu"), mv.name, mv.id
+
+
+def eval_samples(cfg, project=None):  # noqa: ANN001, ANN201
+    """(number of images, a function giving the (image, masks) pairs) of what `cfg`
+    names: the evaluation set cfg.evalset of `project`, or cfg.data (cfg.num_images
+    images, masks over max_mask_fraction dropped, at most max_masks per image)."""
+    import numpy as np
+
+    from .data import drop_large, open_dataset
+
+    if project is not None:
+        from .quality.evalsets import EvalSetDataset
+
+        frozen = EvalSetDataset(project, cfg.evalset)
+        return len(frozen), lambda: ((s.image, s.masks) for s in map(
+            frozen.__getitem__, range(len(frozen))))
     dataset = open_dataset(cfg)
     n = min(cfg.num_images, len(dataset))
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(0)  # one stream for every pass (as before the split)
 
     def samples():
         for i in range(n):
@@ -70,6 +133,45 @@ def run_evaluation(cfg: EvalConfig, progress: bool = True) -> dict:
             if cfg.max_masks and len(masks) > cfg.max_masks:
                 masks = masks[np.sort(rng.choice(len(masks), cfg.max_masks, replace=False))]
             yield s.image, masks
+
+    return n, samples
+
+
+def run_evaluation(cfg: EvalConfig, progress: bool = True) -> dict:
+    """Evaluate as `cfg` says; returns the figures (a JSON-ready dict), writes cfg.out."""
+    import json
+
+    from .atomic import write_atomic
+    from .threads import set_process_threads
+
+    set_process_threads(cfg.threads)
+    project = None
+    if cfg.project:
+        from .engine.store import Project
+
+        project = Project.open(cfg.project)
+    try:
+        n, samples = eval_samples(cfg, project)  # a missing set fails before the model loads
+        model, model_name, version_id = load_eval_model(cfg, project)
+        result = _run(cfg, model, n, samples, progress)
+    finally:
+        if project is not None:
+            project.close()
+    if project is not None:
+        result.update(data=f"evalset:{cfg.evalset}", project=str(project.root),
+                      data_seed=None, model=model_name, model_version_id=version_id)
+    else:
+        result["model"] = model_name
+    if cfg.out:
+        write_atomic(cfg.out, json.dumps(result, indent=2))
+    return result
+
+
+def _run(cfg: EvalConfig, model, n: int, samples, progress: bool) -> dict:  # noqa: ANN001
+    from rich.progress import Progress
+
+    from .evaluation import evaluate_interactive
+    from .predictor import Predictor
 
     predictor = Predictor(model)
     with Progress(disable=not progress, transient=True) as bar:
@@ -86,8 +188,6 @@ def run_evaluation(cfg: EvalConfig, progress: bool = True) -> dict:
             task = bar.add_task("proposals", total=n)
             result["proposals"] = _proposal_recall(model, cfg, samples(),
                                                    lambda: bar.advance(task))
-    if cfg.out:
-        write_atomic(cfg.out, json.dumps(result, indent=2))
     return result
 
 

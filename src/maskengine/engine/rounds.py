@@ -6,7 +6,9 @@ A round (`run_round`):
 2. fine-tunes it with `maskengine.training` on the accepted masks of the train split
    (live, not rejected), in the run folder `PROJECT/runs/round_N` (a killed round resumes);
 3. evaluates the new and the served model with `maskengine.evaluation` on the accepted
-   masks of the validation split (the same images for both, so the comparison is fair);
+   masks of the validation split, or on a named evaluation set (`RoundConfig.evalset`,
+   else the project's default set when it has one) (the same images for both, so the
+   comparison is fair);
 4. registers the new version with its metrics, and promotes it unless its validation
    1-point mIoU fell or its NoC@90 rose (beyond `tolerance`); a running server polls the
    store and switches to a newly promoted version without a restart.
@@ -21,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,6 +34,9 @@ from ..training.config import StopTraining, TrainingConfig
 from .models import ModelVersion, utcnow
 from .project_dataset import ProjectDataset
 from .store import Project
+
+if TYPE_CHECKING:
+    from ..quality.evalsets import EvalSetDataset
 
 # Fine-tuning defaults of a round: short, gentle, cheap on a CPU. `maskengine train PROJECT`
 # options override them one by one. The whole model at a low learning rate with replay (see
@@ -83,6 +89,9 @@ class RoundConfig:
     # Promote even without accepted validation masks to compare on (an admin's explicit
     # choice); otherwise such a round is registered but not promoted.
     force: bool = False
+    # Validate on this named evaluation set (`maskengine evalset`) instead of the
+    # validation split; None: the project's default set when it has one, else the split.
+    evalset: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_val_images < 1 or self.max_clicks < 1:
@@ -232,7 +241,7 @@ class _RoundStart:
     parent_config: dict  # SamConfig fields
     parent_weights: Path | None
     train_set: ProjectDataset
-    val_set: ProjectDataset
+    val_set: ProjectDataset | EvalSetDataset
 
 
 def _run_round(project: Project, cfg: RoundConfig, progress: bool,
@@ -266,10 +275,18 @@ def _start(project: Project, cfg: RoundConfig, log: Callable[[str], None]) -> _R
     train_set = ProjectDataset(project, "train")
     if len(train_set) == 0:
         raise RoundError("no accepted masks on train-split images yet: annotate some first")
-    val_set = ProjectDataset(project, "val", cfg.max_val_images)
+    # Evaluation sets are data maintenance (maskengine.quality, a layer above the engine).
+    from ..quality.evalsets import EvalSetDataset, default_evalset
+
+    evalset = cfg.evalset or default_evalset(project)
+    try:
+        val_set = (EvalSetDataset(project, evalset) if evalset else
+                   ProjectDataset(project, "val", cfg.max_val_images))
+    except ValueError as exc:  # EvalSetError: a missing or damaged set
+        raise RoundError(str(exc)) from exc
     log(f"round {number}: fine-tuning version {parent_id} on {train_set.num_masks} masks of "
         f"{len(train_set)} images; {val_set.num_masks} validation masks on {len(val_set)} "
-        f"images")
+        f"images" + (f" (evaluation set {evalset})" if evalset else ""))
     return _RoundStart(number, parent_id, parent_name, parent_config, parent_weights,
                        train_set, val_set)
 
@@ -345,7 +362,8 @@ def _judge(project: Project, cfg: RoundConfig, start: _RoundStart, weights: Path
     on_phase("validating")
     new_model = create_model(SamConfig(**start.parent_config), checkpoint=weights,
                              device=device)
-    metrics = {"val": validate(new_model, start.val_set, cfg.max_clicks)}
+    metrics = {"val": validate(new_model, start.val_set, cfg.max_clicks),
+               "val_set": start.val_set.split}
     with project.session() as s:
         old_model = load_version(project, s.get(ModelVersion, start.parent_id), device)
     metrics["parent_val"] = validate(old_model, start.val_set, cfg.max_clicks)

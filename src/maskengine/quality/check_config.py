@@ -1,5 +1,6 @@
-"""What `maskengine check` looks for: its settings alone, so the command line can list its
-options without loading numpy or the database layer (`maskengine.quality.checks` works)."""
+"""What `maskengine check` and `maskengine drift` look for: their settings alone, so the
+command line can list their options without loading numpy or the database layer
+(`maskengine.quality.checks` and `maskengine.quality.drift` do the work)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,19 @@ class CheckConfig:
             raise ValueError("min_area must be >= 0 and max_components >= 1")
         if not 0 <= self.embedding_cosine <= 1:
             raise ValueError(f"embedding_cosine must be in [0, 1], got {self.embedding_cosine}")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    neighbours: int = field(default=5, metadata={
+        "help": "nearest training images an image's distance is averaged over"})
+    threshold: float = field(default=1.5, metadata={
+        "help": "flag images farther than this many times the median training image is "
+                "from the other training images"})
+    device: str = field(default="cpu", metadata={"help": "device for the model"})
+
+    def __post_init__(self) -> None:
+        if self.neighbours < 1:
+            raise ValueError(f"neighbours must be >= 1, got {self.neighbours}")
+        if self.threshold <= 0:
+            raise ValueError(f"threshold must be > 0, got {self.threshold}")

@@ -26,6 +26,7 @@ from ..engine.segmenter import ImageRef, Segmenter
 from ..engine.store import Project
 from . import signals
 from .check_config import CheckConfig
+from .drift import pooled_embedding
 from .imagehash import dhash_file, near_duplicates, similar_vectors
 
 
@@ -202,10 +203,7 @@ def _image_pairs(project: Project, images: list[Image], cfg: CheckConfig,
         out += [pair(p.a, p.b, p.distance, "dhash")
                 for p in near_duplicates(hashes, cfg.hash_distance)]
     if cfg.embedding_cosine > 0 and segmenter is not None:
-        vecs = np.stack([
-            segmenter.embedding(ImageRef(im.id, project.image_path(im), im.sha256, im.height,
-                                         im.width)).float().mean(dim=(0, 2, 3)).numpy()
-            for im in images])
+        vecs = np.stack([pooled_embedding(segmenter, project, im) for im in images])
         out += [pair(p.a, p.b, p.distance, "embedding")
                 for p in similar_vectors(vecs, cfg.embedding_cosine)]
     return out

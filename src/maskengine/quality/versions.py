@@ -51,11 +51,16 @@ def mask_hash(height: int, width: int, counts: str) -> str:
     return hashlib.sha256(f"{height}x{width}:{counts}".encode()).hexdigest()
 
 
-def version_file(project: Project, name: str) -> Path:
+def check_name(name: str, what: str = "version") -> str:
+    """`name` if it may name a version (or an evaluation set, ...): a file name, not CURRENT."""
     if not _NAME.fullmatch(name) or name == CURRENT:
-        raise VersionError(f"version name {name!r} is not allowed: use letters, digits, '.', "
+        raise VersionError(f"{what} name {name!r} is not allowed: use letters, digits, '.', "
                            f"'_' and '-' (up to 100, not starting with . _ -), not {CURRENT!r}")
-    return project.root / "versions" / f"{name}.json"
+    return name
+
+
+def version_file(project: Project, name: str) -> Path:
+    return project.root / "versions" / f"{check_name(name)}.json"
 
 
 def list_versions(project: Project) -> list[str]:
@@ -63,7 +68,7 @@ def list_versions(project: Project) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
-def _manifest(name: str, rows: ExportRows) -> dict:
+def manifest(name: str, rows: ExportRows) -> dict:
     images = []
     for im, masks in rows:
         entries = []
@@ -89,7 +94,7 @@ def snapshot(project: Project, name: str) -> Path:
     if file.exists():
         raise VersionError(f"version {name!r} exists already ({file}); versions are never "
                            f"overwritten: pick another name")
-    write_atomic(file, (json.dumps(_manifest(name, current_rows(project)), indent=1)
+    write_atomic(file, (json.dumps(manifest(name, current_rows(project)), indent=1)
                         + "\n").encode())
     return file
 
@@ -154,7 +159,7 @@ def _index(manifest: dict) -> tuple[dict[int, str], dict[int, tuple[str, str]]]:
 def diff(project: Project, a: str, b: str = CURRENT) -> VersionDiff:
     """Compare version `a` with version `b` (CURRENT: the masks as they are now)."""
     def load(name: str) -> dict:
-        return _manifest(CURRENT, current_rows(project)) if name == CURRENT else \
+        return manifest(CURRENT, current_rows(project)) if name == CURRENT else \
             load_manifest(project, name)
     (ma, ia), (mb, ib) = _index(load(a)), _index(load(b))
     return VersionDiff(
