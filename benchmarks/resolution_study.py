@@ -51,17 +51,17 @@ class Arm:
     what: str
     model: SamConfig
     loss_size: int
-    # Steps chosen so that each schedule (and its lr steps) ends in ~20 CPU minutes.
+    # Steps chosen so that each schedule (and its lr steps) ends in ~15 CPU minutes.
     steps: int
     extra: list[str] = field(default_factory=list)
 
 
 _TINY = MODEL_CONFIGS["tiny"]
 ARMS = [
-    Arm("p16", "16x16 tokens, 64x64 logits, loss at 64 (today)", _TINY, 64, 800),
-    Arm("p16L", "16x16 tokens, 64x64 logits, loss at 256", _TINY, 256, 530),
+    Arm("p16", "16x16 tokens, 64x64 logits, loss at 64 (today)", _TINY, 64, 600),
+    Arm("p16L", "16x16 tokens, 64x64 logits, loss at 256", _TINY, 256, 390),
     Arm("p8", "stride 8: 32x32 tokens, 128x128 logits, loss at 128",
-        replace(_TINY, patch_size=8), 128, 300),
+        replace(_TINY, patch_size=8), 128, 200),
 ]
 
 
