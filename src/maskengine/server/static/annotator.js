@@ -5,7 +5,7 @@
 // server makes the full-resolution mask at accept, from the candidate's logits and the
 // strokes painted on it (`shape`), so a click costs the same on any picture.
 import { dab, fullGeo, outline, overlay, pixelArea, sameDisplay, viewGeo } from "./bitmaps.js";
-import { area, decode, encode } from "./rle.js";
+import { area, decode } from "./rle.js";
 
 const PALETTE = [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
   [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]];
@@ -16,7 +16,8 @@ export function maskColor(index) {
   return PALETTE[index % PALETTE.length];
 }
 
-function fresh() {
+/** The state of a mask being made, before anything is done. */
+export function fresh() {
   // geo: where bits lie; base: the logits {low_res, region, version} the mask comes from
   // (null: painted from nothing, or the saved mask being edited); strokes: painted on it;
   // shown: the display ({size, view}) bits were drawn for; pred: the last answer's geo and
@@ -284,37 +285,6 @@ export class Annotator {
   hasUnsaved() {
     const c = this.cur;
     return Boolean(c.bits && area(c.bits) && (!c.editing || c.clicks > 0 || c.categoryChanged));
-  }
-
-  /** The unsaved work as plain JSON (kept across a reload), or null. */
-  draft() {
-    if (!this.hasUnsaved()) return null;
-    const c = this.cur;
-    return { image_id: this.image.id, counts: encode(c.bits, c.geo.h, c.geo.w), geo: c.geo,
-      base: c.base, strokes: c.strokes,
-      points: c.points, box: c.box, clicks: c.clicks, events: c.events,
-      seconds: c.t0 === null ? 0 : (performance.now() - c.t0) / 1000,
-      category: c.category, categoryChanged: c.categoryChanged,
-      editing: c.editing ? { id: c.editing.id, version: c.editing.version } : null };
-  }
-
-  /** Bring back a draft() of this image; false when it does not fit (its mask is gone or
-   * was changed since). */
-  restore(d) {
-    if (!d.geo) return false; // a draft of an older page
-    let editing = null;
-    if (d.editing) {
-      editing = this.masks.find((m) => m.id === d.editing.id);
-      if (!editing || editing.version !== d.editing.version) return false;
-    }
-    this.cur = { ...fresh(), points: d.points, box: d.box, clicks: d.clicks, events: d.events,
-      editing, edited: true, t0: performance.now() - 1000 * d.seconds,
-      category: d.category ?? null, categoryChanged: Boolean(d.categoryChanged),
-      base: d.base ?? null, strokes: d.strokes ?? [] };
-    this.history = [];
-    this.setWork(decode(d.counts, d.geo.h, d.geo.w), d.geo);
-    this.refreshView();
-    return true;
   }
 
   /** What to save: {shape, score, editing, interaction} or null when there is no mask.
