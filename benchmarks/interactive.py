@@ -204,7 +204,6 @@ SCREEN = (933, 700)  # the page's canvas on a 1200 x 800 window
 def picture(tmp: Path, w: int, h: int) -> Path:
     """A smooth picture with a disk, saved as JPEG (as cameras give them)."""
     from PIL import Image
-
     yy, xx = np.ogrid[:h, :w]
     img = np.empty((h, w, 3), np.uint8)
     img[...] = np.array([70, 110, 160], np.uint8)
@@ -311,9 +310,9 @@ def size_over_http(model_name: str, path: Path, w: int, h: int, requests: int,
                         **stats(times), "server_cpu_ms_per_request": None if cpu0 is None
                         else round((cpu1 - cpu0) * 1000 / len(times), 2),
                         "response_kb": round(float(np.mean(sizes)) / 1024, 1)}
-                best = last["display"]["candidates"][0]
-                bodies = {"counts": {"counts": last["full_resolution"]["candidates"][0]["counts"]},
-                          "shape": {"shape": {"low_res": best["low_res"]}}}
+                full = last["full_resolution"]["candidates"][0]["counts"]
+                low = last["display"]["candidates"][0]["low_res"]
+                bodies = {"counts": {"counts": full}, "shape": {"shape": {"low_res": low}}}
                 for name, body in bodies.items():
                     times = []
                     for _ in range(max(3, requests // 4)):
@@ -377,7 +376,7 @@ def main() -> None:
     if args.sizes:
         results["settings"] = {"requests": args.requests, "big_requests": args.big_requests,
                                "clicks_per_sequence": CLICKS, "sizes": args.sizes,
-                               "screen": list(SCREEN), "command": " ".join(sys.argv)}
+                               "screen": list(SCREEN), "command": "python " + " ".join(sys.argv)}
         results["models"] = picture_sizes(args)
         results["environment"]["load_avg_at_end"] = os.getloadavg()[0]
         print(f"wrote {write_results(args.out, results)}")

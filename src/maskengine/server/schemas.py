@@ -78,11 +78,9 @@ class PredictIn(BaseModel):
         None, description="x0, y0, x1, y1: ask on this crop of the image (what a zoomed-in "
         "screen shows) at the model's full input resolution; prompts must lie inside it, "
         "and mask_input must come from an answer for the same region")
-    display: DisplayIn | None = Field(
-        None, description="the screen that draws the masks: they come back covering the "
-        "part of the frame (region or image) on screen at the screen's resolution "
-        "(`mask_box`, `mask_size`), so a click costs the same on any picture; without it, "
-        "full-resolution masks of the whole image")
+    display: DisplayIn | None = Field(None, description="masks come back covering the part "
+        "of the frame (region or image) on screen at the screen's resolution (`mask_box`, "
+        "`mask_size`); without it, full-resolution masks of the whole image")
 
     @field_validator("box")
     @classmethod
@@ -244,9 +242,8 @@ class MaskCreate(BaseModel):
 class MaskUpdate(BaseModel):
     version: DbInt = Field(description="the version you edited; a stale one gives 409")
     counts: Counts | None = None
-    shape: ShapeIn | None = Field(None, description="instead of counts: the new shape for "
-                                  "the server to make (strokes apply to the saved mask "
-                                  "unless low_res is given)")
+    shape: ShapeIn | None = Field(None, description="instead of counts (without low_res, "
+                                  "the strokes apply to the saved mask)")
     interaction: InteractionIn | None = None
     category_id: int | None = Field(
         None, description="a new class; given as null it clears the class, left out it stays")
