@@ -104,11 +104,13 @@ def test_a_zoomed_view_gets_its_part_of_the_frame_at_screen_resolution(client) -
 
     # With a region, the answer is the region's part on screen; accept pastes it back.
     region = [CX - 900, CY - 900, CX + 900, CY + 900]
-    left = [1200, 1700, 2700, 2825]  # shows the region's left part
+    left = [1200, 1700, 2700, 2825]  # shows the region's left part and what lies beside it
     zoomed = _predict(client, region=region, display={"size": list(SCREEN), "view": left})
-    assert zoomed["region"] == region
-    assert zoomed["mask_box"] == [region[0], 1700, 2700, 2825]
+    assert zoomed["region"] == region and zoomed["mask_box"] == left
     best = zoomed["candidates"][0]
+    bits = rle.decode(best["counts"], *zoomed["mask_size"])
+    beside = _centres(1200, 2700, zoomed["mask_size"][1]) < region[0]
+    assert not bits[:, beside].any() and bits[:, ~beside].any()  # nothing outside the region
     saved = _accept(client, low_res=best["low_res"], region=region,
                     model_version_id=zoomed["model_version_id"])
     mask = rle.decode(saved["counts"], H, W)
@@ -127,7 +129,7 @@ def test_a_zoomed_view_gets_its_part_of_the_frame_at_screen_resolution(client) -
     assert drawn.status_code == 200, drawn.text
     out = drawn.json()
     x0, y0, x1, y1 = out["mask_box"]
-    assert out["mask_box"] == [2400, 1200, region[2], 2325]
+    assert out["mask_box"] == moved
     h, w = out["mask_size"]
     bits = rle.decode(out["counts"], h, w)
     assert (bits != mask[_centres(y0, y1, h)][:, _centres(x0, x1, w)]).mean() < 1e-3
@@ -179,3 +181,10 @@ def test_bad_displays_are_refused(client, body, where, why) -> None:
 def test_bad_shapes_are_refused(client, body, why) -> None:
     res = client.post("/api/images/1/masks", json=body)
     assert res.status_code == 422 and why in res.text, res.text
+
+
+def test_strokes_far_off_the_image_paint_nothing(client) -> None:
+    far = [[1.7976931348623155e308, 4.4e15], [-1e7, 3.7e-71], [-2.5e51, 4.6e16]]
+    res = client.post("/api/images/1/masks", json={"shape": {"strokes": [
+        {"value": 1, "radius": 3262.3, "points": far}]}})
+    assert res.status_code == 422 and "the mask is empty" in res.text, res.text

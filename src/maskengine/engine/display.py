@@ -4,11 +4,11 @@ A click's cost must not grow with the picture. The decoder answers with low-res 
 (L x L) over a *frame*: the whole image, or the zoomed-in region it was asked on. Upsampling
 them to the frame's full size costs as much as the picture is big (27 million pixels per
 candidate for 6000 x 4500); the screen shows about a million. So a prediction samples the
-logits only at the screen's pixels (`render_view`): the part of the frame on screen
-(`Display.view`), at the size it is drawn (`Display.size`), never finer than the image's
-own pixels. Each screen pixel takes the value of the full-resolution pixel under its centre,
-with the same upsampling as `Sam.postprocess_masks`, so the view is the full-resolution mask
-sampled, up to float rounding.
+logits only at the screen's pixels (`render_view`): the image pixels on screen
+(`Display.view`; nothing outside the frame), at the size it is drawn (`Display.size`),
+never finer than the image's own pixels. Each screen pixel takes the value of the
+full-resolution pixel under its centre, with the same upsampling as `Sam.postprocess_masks`,
+so the view is the full-resolution mask sampled, up to float rounding.
 
 The full-resolution mask is made once, when the annotator accepts (`full_mask`): from the
 chosen candidate's logits (the page holds them anyway, to send back as the next
@@ -66,18 +66,26 @@ def check_display(height: int, width: int, display: Display, field: tuple = ("bo
                                f"a box inside the image (0..{width} x 0..{height})")
 
 
-def mask_view(frame: Box, display: Display, height: int, width: int) -> MaskView:
-    """The part of `frame` on screen and the bitmap size that draws it at the screen's
-    resolution (at most one bitmap pixel per image pixel). When the view shows none of the
-    frame (panned away from a zoomed region), the whole frame at that scale."""
+def mask_view(display: Display, height: int, width: int) -> MaskView:
+    """The image pixels on screen (whole pixels) and the bitmap size that draws them at the
+    screen's resolution, at most one bitmap pixel per image pixel. The whole view, not only
+    the frame's part of it, so brush strokes beside a zoomed region show too."""
     vx0, vy0, vx1, vy1 = display.view or (0, 0, width, height)
     scale = min(1.0, display.size[0] / (vx1 - vx0), display.size[1] / (vy1 - vy0))
-    x0, y0 = max(frame[0], math.floor(vx0)), max(frame[1], math.floor(vy0))
-    x1, y1 = min(frame[2], math.ceil(vx1)), min(frame[3], math.ceil(vy1))
-    if x1 <= x0 or y1 <= y0:
-        x0, y0, x1, y1 = frame
+    x0, y0 = max(0, math.floor(vx0)), max(0, math.floor(vy0))
+    x1, y1 = min(width, math.ceil(vx1)), min(height, math.ceil(vy1))
     size = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
     return MaskView((x0, y0, x1, y1), size)
+
+
+def in_image(bbox: tuple[float, ...], area: int,
+             view: MaskView) -> tuple[tuple[float, float, float, float], int]:
+    """The box (XYWH) and area of a display mask of `view`, in image pixels (estimates:
+    each bitmap pixel stands for the image pixels it covers)."""
+    (x0, y0, x1, y1), (h, w) = view.box, view.size
+    sx, sy = (x1 - x0) / w, (y1 - y0) / h
+    bx, by, bw, bh = bbox
+    return (x0 + bx * sx, y0 + by * sy, bw * sx, bh * sy), round(area * sx * sy)
 
 
 def _centres(start: int, stop: int, n: int) -> torch.Tensor:
@@ -91,18 +99,20 @@ def render_view(low_res: torch.Tensor, image_size: int, frame: Box, view: MaskVi
                 threshold: float = 0.0) -> np.ndarray:
     """low_res: B x L x L float32 logits over `frame` -> B x h x w bool masks of
     `view.box` at `view.size`: each pixel the full-resolution mask's value at the image
-    pixel under its centre. Costs the view's pixels, not the frame's."""
+    pixel under its centre (False outside the frame). Costs the view's pixels, not the
+    frame's."""
     fh, fw = frame[3] - frame[1], frame[2] - frame[0]
     x = unpad_masks(low_res[:, None], image_size, preprocess_shape(fh, fw, image_size))
     (bx0, by0, bx1, by1), (h, w) = view.box, view.size
+    ys, xs = _centres(by0, by1, h) - frame[1], _centres(bx0, bx1, w) - frame[0]
     # Normalised positions of those pixels' centres in the frame: with align_corners=False
     # grid_sample reads the input frame where F.interpolate to fh x fw would.
-    gy = (2 * (_centres(by0, by1, h) - frame[1]) + 1) / fh - 1
-    gx = (2 * (_centres(bx0, bx1, w) - frame[0]) + 1) / fw - 1
-    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1).float()
+    grid = torch.stack(torch.meshgrid((2 * xs + 1) / fw - 1, (2 * ys + 1) / fh - 1,
+                                      indexing="xy"), dim=-1).float()
     out = F.grid_sample(x, grid[None].expand(len(x), -1, -1, -1), mode="bilinear",
-                        padding_mode="border", align_corners=False)
-    return (out[:, 0] > threshold).numpy()
+                        padding_mode="border", align_corners=False)[:, 0] > threshold
+    inside = ((ys >= 0) & (ys < fh))[:, None] & ((xs >= 0) & (xs < fw))[None, :]
+    return (out & inside).numpy()
 
 
 @torch.inference_mode()
@@ -145,6 +155,8 @@ def apply_strokes(mask: np.ndarray, strokes: list[Stroke]) -> None:
     for s in strokes:
         r = s.radius
         for x, y in s.points:
+            if not (-r <= x <= w - 1 + r and -r <= y <= h - 1 + r):
+                continue  # the disc misses the image (and far-off numbers stay out of arange)
             ys = np.arange(max(0, math.floor(y - r)), min(h - 1, math.ceil(y + r)) + 1)
             xs = np.arange(max(0, math.floor(x - r)), min(w - 1, math.ceil(x + r)) + 1)
             if not len(ys) or not len(xs):

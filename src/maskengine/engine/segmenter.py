@@ -25,7 +25,7 @@ from ..modeling.registry import bundled_weights_path
 from ..predictor import check_prompts, decode_prompts, input_frame_prompts
 from ..transforms import ResizeLongestSide, preprocess_shape
 from . import rle
-from .display import Box, Display, MaskView, mask_view, render_view
+from .display import Box, Display, MaskView, in_image, mask_view, render_view
 from .embeddings import EmbeddingCache
 from .errors import BadImage, InvalidField
 from .store import file_sha256
@@ -159,14 +159,6 @@ class Candidate:
     view: MaskView | None = None  # where `counts` lies when drawn for a display
 
 
-def _in_image(enc: rle.Encoded, view: MaskView) -> tuple[tuple[float, ...], int]:
-    """The box (XYWH) and area in image pixels of a display mask of `view`."""
-    (x0, y0, x1, y1), (h, w) = view.box, view.size
-    sx, sy = (x1 - x0) / w, (y1 - y0) / h
-    bx, by, bw, bh = enc.bbox
-    return (x0 + bx * sx, y0 + by * sy, bw * sx, bh * sy), round(enc.area * sx * sy)
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """Which network serves the annotators: a registered name, or a config file + checkpoint."""
@@ -255,7 +247,7 @@ class Segmenter:
         crop's frame (send it back with the same region).
 
         Without `display`, masks are full resolution, in the image frame. With it, they
-        cover only the part of the frame on screen at the screen's resolution
+        cover only the image pixels on screen, at the screen's resolution
         (`Candidate.view`; see `engine.display`): the cost depends on the screen, not on
         the picture. Their `bbox` and `area` are then in image pixels, estimated from the
         display mask; `engine.display.full_mask` makes the full-resolution mask at accept."""
@@ -268,7 +260,7 @@ class Segmenter:
         else:
             frame, feats = size, self.embedding(image)
         box = region or (0, 0, image.width, image.height)
-        view = None if display is None else mask_view(box, display, *size)
+        view = None if display is None else mask_view(display, *size)
         # The Predictor's checks and frame transform, on a cached embedding.
         coords, labels, boxes, masks = _checked(prompt, self.low_res_size)
         points, boxes, masks = input_frame_prompts(
@@ -289,7 +281,7 @@ class Segmenter:
             enc = rle.encode(shown[i])
             bbox, area = enc.bbox, enc.area
             if view is not None:
-                bbox, area = _in_image(enc, view)
+                bbox, area = in_image(enc.bbox, enc.area, view)
             out.append(Candidate(counts=enc.counts, bbox=bbox, area=area,
                                  score=float(scores[i]), low_res=low_np[i], view=view))
         return out

@@ -78,9 +78,9 @@ class PredictIn(BaseModel):
         None, description="x0, y0, x1, y1: ask on this crop of the image (what a zoomed-in "
         "screen shows) at the model's full input resolution; prompts must lie inside it, "
         "and mask_input must come from an answer for the same region")
-    display: DisplayIn | None = Field(None, description="masks come back covering the part "
-        "of the frame (region or image) on screen at the screen's resolution (`mask_box`, "
-        "`mask_size`); without it, full-resolution masks of the whole image")
+    display: DisplayIn | None = Field(None, description="masks come back covering the image "
+        "pixels on screen at the screen's resolution (`mask_box`, `mask_size`; nothing "
+        "outside `region`); without it, full-resolution masks of the whole image")
 
     @field_validator("box")
     @classmethod

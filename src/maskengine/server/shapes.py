@@ -26,6 +26,7 @@ from ..engine.display import (
     check_display,
     check_strokes,
     full_mask,
+    in_image,
     mask_view,
     render_view,
 )
@@ -92,19 +93,16 @@ def display_of(body: DisplayIn, image: Image, field: tuple) -> Display:
 
 
 def render(state: AppState, image: Image, lg: Logits, display: Display) -> RenderOut:
-    """The candidate drawn for `display`: the part of its frame on screen at the screen's
+    """The candidate drawn for `display`: the image pixels on screen at the screen's
     resolution."""
-    view = mask_view(lg.frame, display, image.height, image.width)
+    view = mask_view(display, image.height, image.width)
     seg = state.segmenter
     bits = seg.run(render_view, lg.values[None], lg.image_size, lg.frame, view,
                    seg.model.mask_threshold)[0]
     enc = rle.encode(bits)
-    (x0, y0, x1, y1), (h, w) = view.box, view.size
-    sx, sy = (x1 - x0) / w, (y1 - y0) / h
-    bx, by, bw, bh = enc.bbox
+    bbox, area = in_image(enc.bbox, enc.area, view)
     return RenderOut(image_id=image.id, mask_box=list(view.box), mask_size=list(view.size),
-                     counts=enc.counts, bbox=[x0 + bx * sx, y0 + by * sy, bw * sx, bh * sy],
-                     area=round(enc.area * sx * sy))
+                     counts=enc.counts, bbox=list(bbox), area=area)
 
 
 def shape_mask(state: AppState, session: Session, image: Image, shape: ShapeIn,
