@@ -73,14 +73,15 @@ def test_a_big_picture_is_answered_at_screen_size_and_saved_at_full_size(browser
     # Zoomed in on the disk's left edge: once the view rests, the candidate is drawn again
     # for it, at the screen's resolution (finer than before).
     page.mouse.move(*_image_point(page, CX - R, CY))
-    with page.expect_response(lambda r: r.url.endswith("/render")) as drawn:
-        for _ in range(6):
-            page.mouse.wheel(0, -100)
-    out = drawn.value.json()
-    assert float(page.get_attribute("#canvas", "data-zoom")) > 3
-    page.wait_for_timeout(300)  # drawn
-    x0, y0, x1, y1 = out["mask_box"]
-    assert x0 <= CX - R <= x1 and (x1 - x0) < W / 3 and out["mask_size"][1] > (x1 - x0) * w / W
+    for _ in range(6):
+        page.mouse.wheel(0, -100)
+    page.wait_for_function("Number(document.querySelector('#canvas').dataset.zoom) > 3")
+    # data-mask-geo: x0, y0, x1, y1 (image pixels the mask covers), bitmap height, width
+    page.wait_for_function("(() => { const g = document.querySelector('#canvas').dataset"
+                           f".maskGeo.split(',').map(Number); return g[2] - g[0] < {W / 3}; }})()")
+    x0, y0, x1, y1, _, bw = (int(v) for v in page.get_attribute("#canvas",
+                                                                 "data-mask-geo").split(","))
+    assert x0 <= CX - R <= x1 and bw > (x1 - x0) * w / W  # finer than the fitted view
     assert _pixel(page, CX - R + 40, CY)[:3] != _pixel(page, CX - R - 40, CY)[:3]
     page.screenshot(path=str(tmp / "big_zoomed.png"))
 

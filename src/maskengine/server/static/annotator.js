@@ -121,6 +121,7 @@ export class Annotator {
     this.workEdge = bits && c.editing ? outline(bits, geo.w, geo.h, [255, 255, 255]) : null;
     // In image pixels (estimated from the screen-size bitmap; exact at full resolution).
     this.canvas.dataset.maskArea = bits ? String(Math.round(area(bits) * pixelArea(geo))) : "0";
+    this.canvas.dataset.maskGeo = bits ? [...geo.box, geo.h, geo.w].join(",") : "";
     this.render();
     this.hooks.onChange();
   }
