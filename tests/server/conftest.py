@@ -78,12 +78,15 @@ class Server:
 
 
 @contextmanager
-def run_server(root: Path, port: int | None = None, timeout: float = 120.0) -> Iterator[Server]:
-    """`maskengine serve` in a subprocess on 127.0.0.1; waits for /api/health."""
+def run_server(root: Path, port: int | None = None, timeout: float = 120.0,
+               model: list[str] | None = None) -> Iterator[Server]:
+    """`maskengine serve` in a subprocess on 127.0.0.1; waits for /api/health. `model`: the
+    serve options that choose it (default: the reference model)."""
     port = port or free_port()
+    model = model or ["--model-config", MODEL_ARGS["model_config"],
+                      "--checkpoint", MODEL_ARGS["checkpoint"]]
     cmd = [sys.executable, "-c", "from maskengine.cli import app; app()", "serve", str(root),
-           "--host", "127.0.0.1", "--port", str(port),
-           "--model-config", MODEL_ARGS["model_config"], "--checkpoint", MODEL_ARGS["checkpoint"]]
+           "--host", "127.0.0.1", "--port", str(port), *model]
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"

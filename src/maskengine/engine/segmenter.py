@@ -25,6 +25,7 @@ from ..modeling.registry import bundled_weights_path
 from ..predictor import check_prompts, decode_prompts, input_frame_prompts
 from ..transforms import ResizeLongestSide, preprocess_shape
 from . import rle
+from .display import Box, Display, MaskView, in_image, mask_view, render_view
 from .embeddings import EmbeddingCache
 from .errors import BadImage, InvalidField
 from .store import file_sha256
@@ -150,11 +151,12 @@ def _checked(prompt: Prompt, low_res_size: int) -> tuple:
 
 @dataclass(frozen=True)
 class Candidate:
-    counts: str  # COCO RLE of the H x W mask
-    bbox: tuple[float, float, float, float]  # XYWH
-    area: int
+    counts: str  # COCO RLE of the H x W mask (of the display view, with one)
+    bbox: tuple[float, float, float, float]  # XYWH, image pixels
+    area: int  # image pixels
     score: float  # predicted IoU
     low_res: np.ndarray  # L x L float16 logits, to send back as the next mask_input
+    view: MaskView | None = None  # where `counts` lies when drawn for a display
 
 
 @dataclass(frozen=True)
@@ -235,15 +237,20 @@ class Segmenter:
         self.cache.prefetch((im.sha256, im.path) for im in images)
 
     @torch.inference_mode()
-    def predict(self, image: ImageRef, prompt: Prompt,
-                region: Region | None = None) -> list[Candidate]:
+    def predict(self, image: ImageRef, prompt: Prompt, region: Region | None = None,
+                display: Display | None = None) -> list[Candidate]:
         """Candidates sorted by predicted IoU, best first (3 with multimask, else 1).
 
         With `region` (from `check_region`), the model sees only that crop of the image at
         its full input resolution (an embedding of the crop, cached like an image's), so a
-        small object of a big picture gets the model's full detail; masks are pasted back
-        into the image frame, and `low_res` is in the crop's frame (send it back with the
-        same region)."""
+        small object of a big picture gets the model's full detail; `low_res` is in the
+        crop's frame (send it back with the same region).
+
+        Without `display`, masks are full resolution, in the image frame. With it, they
+        cover only the image pixels on screen, at the screen's resolution
+        (`Candidate.view`; see `engine.display`): the cost depends on the screen, not on
+        the picture. Their `bbox` and `area` are then in image pixels, estimated from the
+        display mask; `engine.display.full_mask` makes the full-resolution mask at accept."""
         size = (image.height, image.width)
         if region is not None:
             prompt = _in_region(prompt, region)
@@ -252,6 +259,8 @@ class Segmenter:
             feats = self.cache.get(key, (image.path, region))
         else:
             frame, feats = size, self.embedding(image)
+        box = region or (0, 0, image.width, image.height)
+        view = None if display is None else mask_view(display, *size)
         # The Predictor's checks and frame transform, on a cached embedding.
         coords, labels, boxes, masks = _checked(prompt, self.low_res_size)
         points, boxes, masks = input_frame_prompts(
@@ -259,32 +268,50 @@ class Segmenter:
             None if labels is None else labels[None], None if boxes is None else boxes[None],
             None if masks is None else masks[None], self.model.device)
         input_size = preprocess_shape(frame[0], frame[1], self.model.config.image_size)
-        full_np, low_np, scores = self._decoder.submit(
+        shown, low_np, scores = self._decoder.submit(
             self._decode, feats.to(self.model.device), points, boxes, masks, prompt.multimask,
-            input_size, frame
+            input_size, frame, box, view
         ).result()
-        if region is not None:
-            pasted = np.zeros((len(full_np), *size), dtype=bool)
-            pasted[:, region[1]:region[3], region[0]:region[2]] = full_np
-            full_np = pasted
+        if region is not None and view is None:
+            pasted = np.zeros((len(shown), *size), dtype=bool)
+            pasted[:, region[1]:region[3], region[0]:region[2]] = shown
+            shown = pasted
         out = []
         for i in np.argsort(-scores, kind="stable"):
-            enc = rle.encode(full_np[i])
-            out.append(Candidate(counts=enc.counts, bbox=enc.bbox, area=enc.area,
-                                 score=float(scores[i]), low_res=low_np[i]))
+            enc = rle.encode(shown[i])
+            bbox, area = enc.bbox, enc.area
+            if view is not None:
+                bbox, area = in_image(enc.bbox, enc.area, view)
+            out.append(Candidate(counts=enc.counts, bbox=bbox, area=area,
+                                 score=float(scores[i]), low_res=low_np[i], view=view))
         return out
+
+    def run(self, fn, *args):  # noqa: ANN001, ANN002, ANN201 - any torch work
+        """fn(*args) on the decoder thread (torch work of requests, one at a time)."""
+        return self._decoder.submit(fn, *args).result()
 
     @torch.inference_mode()
     def _decode(
         self, feats: torch.Tensor, points: tuple | None, boxes: torch.Tensor | None,
         masks: torch.Tensor | None, multimask: bool, input_size: tuple[int, int],
-        size: tuple[int, int],
+        size: tuple[int, int], box: Box, view: MaskView | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """On the decoder thread: -> masks C x H x W bool, low-res C x L x L fp16, IoU C."""
-        full, iou, low_res = decode_prompts(self.model, feats, points, boxes, masks, multimask,
-                                            input_size, size, dense_pe=self._dense_pe)
-        return (full[0].cpu().numpy(), low_res[0].cpu().numpy().astype(np.float16),
-                iou[0].cpu().numpy())
+        """On the decoder thread: -> masks C x H x W bool (full resolution of the frame, or
+        the display view), low-res C x L x L fp16, IoU C."""
+        if view is None:
+            full, iou, low_res = decode_prompts(self.model, feats, points, boxes, masks,
+                                                multimask, input_size, size,
+                                                dense_pe=self._dense_pe)
+            return (full[0].cpu().numpy(), low_res[0].cpu().numpy().astype(np.float16),
+                    iou[0].cpu().numpy())
+        low_res, iou = self.model.decode(feats, points, boxes, masks, multimask, self._dense_pe)
+        low_np = low_res[0].cpu().numpy().astype(np.float16)
+        # Drawn from the fp16 logits the page keeps, so the mask made from them at accept
+        # is the one that was shown.
+        shown = render_view(torch.from_numpy(low_np.astype(np.float32)),
+                            self.model.config.image_size, box, view,
+                            self.model.mask_threshold)
+        return shown, low_np, iou[0].cpu().numpy()
 
     def close(self) -> None:
         self._decoder.shutdown(wait=True)

@@ -181,7 +181,10 @@ def list_masks(s: Session, *, image_id: int, include_deleted: bool = False) -> l
     return list(s.scalars(q.order_by(Mask.id)))
 
 
-def _encoded(counts: str | Sequence[int], image: Image) -> rle.Encoded:
+def _encoded(counts: str | Sequence[int] | rle.Encoded, image: Image) -> rle.Encoded:
+    """Client counts checked against the image, or a mask the server made (as it is)."""
+    if isinstance(counts, rle.Encoded):
+        return counts
     try:
         enc = rle.normalise(counts, image.height, image.width)
     except ValueError as exc:
@@ -216,7 +219,7 @@ def _log(mask: Mask, kind: str, user: User, detail: str = "") -> None:
 
 
 def create_mask(
-    s: Session, *, image_id: int, counts: str | Sequence[int], author: User,
+    s: Session, *, image_id: int, counts: str | Sequence[int] | rle.Encoded, author: User,
     source: MaskSource = MaskSource.manual, model_version_id: int | None = None,
     predicted_iou: float | None = None, interaction: InteractionData | None = None,
     category_id: int | None = None,
@@ -271,7 +274,8 @@ def _flush(s: Session, mask_id: int) -> None:
 
 def update_mask(
     s: Session, *, mask_id: int, expected_version: int, user: User,
-    counts: str | Sequence[int] | None = None, interaction: InteractionData | None = None,
+    counts: str | Sequence[int] | rle.Encoded | None = None,
+    interaction: InteractionData | None = None,
     model_version_id: int | None = None, set_category: bool = False,
     category_id: int | None = None,
 ) -> Mask:

@@ -109,7 +109,24 @@ class Sam(nn.Module):
     ) -> torch.Tensor:
         """Low-res logits B x M x 4E x 4E -> B x M x H x W logits in the original frame:
         bilinear to S x S, crop the padding, bilinear to the original size."""
-        s = self.config.image_size
-        masks = F.interpolate(masks, (s, s), mode="bilinear", align_corners=False)
-        masks = masks[..., : input_size[0], : input_size[1]]
-        return F.interpolate(masks, original_size, mode="bilinear", align_corners=False)
+        return postprocess_masks(masks, self.config.image_size, input_size, original_size)
+
+
+def unpad_masks(masks: torch.Tensor, image_size: int, input_size: tuple[int, int]) -> torch.Tensor:
+    """Low-res logits B x M x 4E x 4E -> B x M x h x w logits over the resized image (the
+    input frame, h x w = input_size): bilinear to S x S, crop the padding. The original
+    frame is one more bilinear step away (`postprocess_masks`), or sampled at some of its
+    pixels only (`engine.display`)."""
+    s = image_size
+    masks = F.interpolate(masks, (s, s), mode="bilinear", align_corners=False)
+    return masks[..., : input_size[0], : input_size[1]]
+
+
+def postprocess_masks(
+    masks: torch.Tensor, image_size: int, input_size: tuple[int, int],
+    original_size: tuple[int, int],
+) -> torch.Tensor:
+    """Low-res logits B x M x 4E x 4E -> B x M x H x W logits in the original frame
+    (`Sam.postprocess_masks` without a model: only the input size S matters)."""
+    masks = unpad_masks(masks, image_size, input_size)
+    return F.interpolate(masks, original_size, mode="bilinear", align_corners=False)

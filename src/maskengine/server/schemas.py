@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..engine.display import MAX_DISPLAY
 from ..engine.models import ImageStatus, MaskSource, ReviewState
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -22,6 +23,39 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 MAX_INT = 2**31 - 1
 DbInt = Annotated[int, Field(ge=0, le=MAX_INT)]
 DbId = Annotated[int, Field(ge=1, le=MAX_INT)]
+
+
+def _check_logits(v: str | None, name: str) -> str | None:
+    """A base64 string of float16 values (the L x L low-res logits), or None."""
+    if v is not None:
+        try:
+            raw = base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"{name} must be base64") from exc
+        if len(raw) % 2:
+            raise ValueError(f"{name} must hold float16 values (an even byte count)")
+    return v
+
+
+Box4 = tuple[Finite, Finite, Finite, Finite]
+ScreenSide = Annotated[int, Field(ge=1, le=MAX_DISPLAY)]
+
+
+class DisplayIn(BaseModel):
+    """What the page's screen shows, so masks come back at its resolution."""
+
+    size: tuple[ScreenSide, ScreenSide] = Field(
+        description="width, height in screen pixels that `view` is drawn at")
+    view: Box4 | None = Field(
+        None, description="x0, y0, x1, y1: the image pixels on screen (default: the whole "
+        "image)")
+
+    @field_validator("view")
+    @classmethod
+    def _view_order(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if v is not None and (v[2] <= v[0] or v[3] <= v[1]):
+            raise ValueError("view must be x0, y0, x1, y1 with x1 > x0 and y1 > y0")
+        return v
 
 
 class PointIn(BaseModel):
@@ -44,6 +78,9 @@ class PredictIn(BaseModel):
         None, description="x0, y0, x1, y1: ask on this crop of the image (what a zoomed-in "
         "screen shows) at the model's full input resolution; prompts must lie inside it, "
         "and mask_input must come from an answer for the same region")
+    display: DisplayIn | None = Field(None, description="masks come back covering the image "
+        "pixels on screen at the screen's resolution (`mask_box`, `mask_size`; nothing "
+        "outside `region`); without it, full-resolution masks of the whole image")
 
     @field_validator("box")
     @classmethod
@@ -55,14 +92,7 @@ class PredictIn(BaseModel):
     @field_validator("mask_input")
     @classmethod
     def _base64(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                raw = base64.b64decode(v, validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise ValueError("mask_input must be base64") from exc
-            if len(raw) % 2:
-                raise ValueError("mask_input must hold float16 values (an even byte count)")
-        return v
+        return _check_logits(v, "mask_input")
 
     @model_validator(mode="after")
     def _some_prompt(self) -> PredictIn:
@@ -72,9 +102,11 @@ class PredictIn(BaseModel):
 
 
 class CandidateOut(BaseModel):
-    counts: str
-    bbox: list[float] = Field(description="x, y, width, height")
-    area: int
+    counts: str = Field(description="COCO RLE of the whole image, or with `display` of the "
+                        "mask_size bitmap that covers mask_box")
+    bbox: list[float] = Field(description="x, y, width, height in image pixels (with "
+                              "`display`: estimated from the display mask)")
+    area: int = Field(description="image pixels (with `display`: estimated)")
     score: float = Field(description="predicted IoU")
     low_res: str = Field(description="base64 L x L float16 logits; send back as mask_input")
 
@@ -86,7 +118,36 @@ class PredictOut(BaseModel):
     low_res_size: int
     region: list[int] | None = Field(
         None, description="the crop the model saw (x0, y0, x1, y1); null: the whole image")
+    mask_box: list[int] | None = Field(
+        None, description="with `display`: the image pixels (x0, y0, x1, y1) the masks cover")
+    mask_size: list[int] | None = Field(
+        None, description="with `display`: height, width of the masks' bitmap")
     candidates: list[CandidateOut]
+
+
+class RenderIn(BaseModel):
+    """A candidate's logits drawn again for another view (after a zoom or a pan)."""
+
+    model_config = ConfigDict(extra="forbid")
+    low_res: str = Field(description="base64 L x L float16 logits of a candidate")
+    region: Box4 | None = Field(None, description="the region they were predicted on")
+    model_version_id: DbId | None = Field(
+        None, description="the version that made them (default: the one serving)")
+    display: DisplayIn
+
+    @field_validator("low_res")
+    @classmethod
+    def _base64(cls, v: str) -> str:
+        return _check_logits(v, "low_res")
+
+
+class RenderOut(BaseModel):
+    image_id: int
+    mask_box: list[int]
+    mask_size: list[int] = Field(description="height, width")
+    counts: str
+    bbox: list[float]
+    area: int
 
 
 class EventIn(BaseModel):
@@ -124,23 +185,74 @@ class InteractionIn(BaseModel):
 
 
 Counts = str | list[Annotated[int, Field(ge=0)]]
+MAX_STROKE_POINTS = 20000
+
+
+class StrokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: Literal[0, 1] = Field(description="1 brush, 0 eraser")
+    radius: Finite = Field(ge=0, le=4096, description="image pixels")
+    points: list[tuple[Finite, Finite]] = Field(
+        min_length=1, max_length=MAX_STROKE_POINTS, description="disc centres, image (x, y)")
+
+
+class ShapeIn(BaseModel):
+    """The mask to save, made by the server at full resolution: the chosen candidate's
+    low-res logits upsampled over their frame (none: start from the saved mask when
+    editing, from nothing when creating), then the brush and eraser strokes in order."""
+
+    model_config = ConfigDict(extra="forbid")
+    low_res: str | None = Field(None, description="base64 L x L float16 logits of the "
+                                "candidate shown (a predict answer's `low_res`)")
+    region: Box4 | None = Field(None, description="the region those logits were "
+                                "predicted on (null: the whole image)")
+    model_version_id: DbId | None = Field(
+        None, description="the version that made the logits (default: the one serving)")
+    strokes: list[StrokeIn] = Field(default_factory=list, max_length=MAX_STROKE_POINTS)
+
+    @field_validator("low_res")
+    @classmethod
+    def _base64(cls, v: str | None) -> str | None:
+        return _check_logits(v, "low_res")
+
+    @model_validator(mode="after")
+    def _few_points(self) -> ShapeIn:
+        n = sum(len(s.points) for s in self.strokes)
+        if n > MAX_STROKE_POINTS:
+            raise ValueError(f"strokes hold {n} points; at most {MAX_STROKE_POINTS}")
+        return self
 
 
 class MaskCreate(BaseModel):
-    counts: Counts
+    counts: Counts | None = Field(None, description="the mask as COCO RLE of the image")
+    shape: ShapeIn | None = Field(None, description="or: the mask for the server to make")
     source: MaskSource = MaskSource.manual
     model_version_id: DbId | None = None
     predicted_iou: Finite | None = None
     interaction: InteractionIn | None = None
     category_id: int | None = Field(None, description="the mask's class (projects with classes)")
 
+    @model_validator(mode="after")
+    def _one_shape(self) -> MaskCreate:
+        if (self.counts is None) == (self.shape is None):
+            raise ValueError("give the mask as counts or as shape (one of them)")
+        return self
+
 
 class MaskUpdate(BaseModel):
     version: DbInt = Field(description="the version you edited; a stale one gives 409")
     counts: Counts | None = None
+    shape: ShapeIn | None = Field(None, description="instead of counts (without low_res, "
+                                  "the strokes apply to the saved mask)")
     interaction: InteractionIn | None = None
     category_id: int | None = Field(
         None, description="a new class; given as null it clears the class, left out it stays")
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> MaskUpdate:
+        if self.counts is not None and self.shape is not None:
+            raise ValueError("give counts or shape, not both")
+        return self
 
 
 class CategoryPublic(BaseModel):

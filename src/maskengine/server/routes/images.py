@@ -10,9 +10,20 @@ from fastapi.responses import FileResponse
 
 from ...engine import services
 from ...engine.segmenter import check_region, make_prompt
+from .. import shapes
 from ..convert import candidate_public, image_public
 from ..deps import ImageId, SessionDep, StateDep, UserDep
-from ..schemas import MAX_INT, EmbeddingOut, ImagePage, ImagePublic, PredictIn, PredictOut, StatusIn
+from ..schemas import (
+    MAX_INT,
+    EmbeddingOut,
+    ImagePage,
+    ImagePublic,
+    PredictIn,
+    PredictOut,
+    RenderIn,
+    RenderOut,
+    StatusIn,
+)
 
 router = APIRouter(prefix="/images", tags=["images"])
 
@@ -101,8 +112,25 @@ def predict(
         low_res_size=seg.low_res_size, multimask=body.multimask,
     )
     region = check_region(ref, body.region, prompt)
-    cands = seg.predict(ref, prompt, region)
+    display = None if body.display is None else shapes.display_of(body.display, image,
+                                                                  ("body",))
+    cands = seg.predict(ref, prompt, region, display)
+    view = cands[0].view
     return PredictOut(image_id=image.id, size=[image.height, image.width],
                       model_version_id=seg.model_version_id, low_res_size=seg.low_res_size,
                       region=None if region is None else list(region),
+                      mask_box=None if view is None else list(view.box),
+                      mask_size=None if view is None else list(view.size),
                       candidates=[candidate_public(c) for c in cands])
+
+
+@router.post("/{image_id}/render", response_model=RenderOut)
+def render(
+    image_id: ImageId, body: RenderIn, state: StateDep, session: SessionDep, _user: UserDep
+) -> RenderOut:
+    """A candidate's logits drawn again for what the screen shows now (after a zoom or a
+    pan): no decoder, only the upsampling of the part on screen."""
+    image = services.get_image(session, image_id=image_id)
+    lg = shapes.logits(state, session, image, low_res=body.low_res, region=body.region,
+                       version_id=body.model_version_id, field=("body",))
+    return shapes.render(state, image, lg, shapes.display_of(body.display, image, ("body",)))

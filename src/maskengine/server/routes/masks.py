@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, status
 
 from ...engine import services
 from ...engine.services import InteractionData
+from .. import shapes
 from ..convert import mask_public
-from ..deps import ImageId, MaskId, SessionDep, UserDep
+from ..deps import ImageId, MaskId, SessionDep, StateDep, UserDep
 from ..schemas import MAX_INT, InteractionIn, MaskCreate, MaskPublic, MaskUpdate, ReviewIn
 
 router = APIRouter(tags=["masks"])
@@ -33,11 +34,17 @@ def list_masks(
 @router.post("/images/{image_id}/masks", response_model=MaskPublic,
              status_code=status.HTTP_201_CREATED)
 def accept_mask(
-    image_id: ImageId, body: MaskCreate, session: SessionDep, user: UserDep
+    image_id: ImageId, body: MaskCreate, state: StateDep, session: SessionDep, user: UserDep
 ) -> MaskPublic:
-    """Save an accepted mask with the interaction that made it. Committed before the answer."""
+    """Save an accepted mask with the interaction that made it. Committed before the answer.
+    With `shape`, the server makes the full-resolution mask (from the candidate's logits and
+    the strokes)."""
+    counts = body.counts
+    if body.shape is not None:
+        image = services.get_image(session, image_id=image_id)
+        counts = shapes.shape_mask(state, session, image, body.shape)
     mask = services.create_mask(
-        session, image_id=image_id, counts=body.counts, author=user, source=body.source,
+        session, image_id=image_id, counts=counts, author=user, source=body.source,
         model_version_id=body.model_version_id, predicted_iou=body.predicted_iou,
         interaction=_interaction(body.interaction), category_id=body.category_id,
     )
@@ -51,10 +58,18 @@ def get_mask(mask_id: MaskId, session: SessionDep, _user: UserDep) -> MaskPublic
 
 @router.put("/masks/{mask_id}", response_model=MaskPublic,
             responses={409: {"description": "the mask changed since `version`"}})
-def edit_mask(mask_id: MaskId, body: MaskUpdate, session: SessionDep, user: UserDep) -> MaskPublic:
+def edit_mask(
+    mask_id: MaskId, body: MaskUpdate, state: StateDep, session: SessionDep, user: UserDep
+) -> MaskPublic:
+    """Change a mask's shape (`counts`, or `shape` for the server to make: strokes apply to
+    the saved mask unless it has logits) and/or its class."""
+    counts = body.counts
+    if body.shape is not None:
+        old = services.get_mask(session, mask_id=mask_id)
+        counts = shapes.shape_mask(state, session, old.image, body.shape, base=old.rle_counts)
     mask = services.update_mask(
         session, mask_id=mask_id, expected_version=body.version, user=user,
-        counts=body.counts, interaction=_interaction(body.interaction),
+        counts=counts, interaction=_interaction(body.interaction),
         set_category="category_id" in body.model_fields_set, category_id=body.category_id,
     )
     return mask_public(mask)

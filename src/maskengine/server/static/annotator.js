@@ -1,47 +1,31 @@
 // The canvas annotator: prompts -> candidates from the server, brush/eraser, overlays of
 // saved masks, undo. Coordinates are image pixels (the canvas has the image's size and is
-// scaled by CSS). Masks are row-major Uint8Array(h * w) bitmaps.
-import { area, decode, encode } from "./rle.js";
+// scaled by CSS). Masks are row-major Uint8Array(h * w) bitmaps with a geometry (see
+// bitmaps.js): saved masks at full resolution, the mask being made at the screen's. The
+// server makes the full-resolution mask at accept, from the candidate's logits and the
+// strokes painted on it (`shape`), so a click costs the same on any picture.
+import { dab, fullGeo, outline, overlay, pixelArea, sameDisplay, viewGeo } from "./bitmaps.js";
+import { area, decode } from "./rle.js";
 
 const PALETTE = [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
   [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]];
 const WORK_COLOR = [30, 144, 255];
 const DRAG_MIN = 5; // pixels on screen before a press becomes a box
 
-function overlay(bits, w, h, [r, g, b], alpha) {
-  const c = document.createElement("canvas");
-  c.width = w; c.height = h;
-  const ctx = c.getContext("2d");
-  const img = ctx.createImageData(w, h);
-  const d = img.data;
-  for (let i = 0; i < bits.length; i++) {
-    if (bits[i]) { const j = 4 * i; d[j] = r; d[j + 1] = g; d[j + 2] = b; d[j + 3] = alpha; }
-  }
-  ctx.putImageData(img, 0, 0);
-  return c;
-}
-
-/** The mask's boundary pixels (inside, with a 4-neighbour outside) as an opaque layer. */
-function outline(bits, w, h, [r, g, b]) {
-  const edge = new Uint8Array(bits.length);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = y * w + x;
-      if (bits[i] && (x === 0 || y === 0 || x === w - 1 || y === h - 1
-          || !bits[i - 1] || !bits[i + 1] || !bits[i - w] || !bits[i + w])) edge[i] = 1;
-    }
-  }
-  return overlay(edge, w, h, [r, g, b], 255);
-}
-
 export function maskColor(index) {
   return PALETTE[index % PALETTE.length];
 }
 
-function fresh() {
-  return { points: [], box: null, cands: [], sel: 0, bits: null, editing: null,
+/** The state of a mask being made, before anything is done. */
+export function fresh() {
+  // geo: where bits lie; base: the logits {low_res, region, version} the mask comes from
+  // (null: painted from nothing, or the saved mask being edited); strokes: painted on it;
+  // shown: the display ({size, view}) bits were drawn for; pred: the last answer's geo and
+  // display (its candidates' counts are drawn for it).
+  return { points: [], box: null, cands: [], sel: 0, bits: null, geo: null, editing: null,
     events: [], t0: null, clicks: 0, edited: false, version: null,
-    category: null, categoryChanged: false, region: null, candRegion: null };
+    category: null, categoryChanged: false, region: null, candRegion: null,
+    base: null, strokes: [], shown: null, pred: null };
 }
 
 export class Annotator {
@@ -87,7 +71,7 @@ export class Annotator {
   }
 
   setMasks(records) {
-    const { width: w, height: h } = this.image;
+    const { width: w, height: h } = this.image; // saved masks: full resolution
     this.masks = records.map((m, i) => {
       const bits = decode(m.counts, h, w);
       const color = maskColor(i);
@@ -116,7 +100,8 @@ export class Annotator {
   snapshot() {
     const c = this.cur;
     this.history.push({ ...c, points: [...c.points], events: [...c.events],
-      bits: c.bits && c.bits.slice() });
+      bits: c.bits && c.bits.slice(),
+      strokes: c.strokes.map((s) => ({ ...s, points: [...s.points] })) });
     if (this.history.length > 100) this.history.shift();
   }
 
@@ -126,14 +111,64 @@ export class Annotator {
     this.cur.events.push({ t: (now - this.cur.t0) / 1000, type, ...fields });
   }
 
-  setWork(bits) {
-    this.cur.bits = bits;
-    const { width: w, height: h } = this.image;
-    this.workCanvas = bits ? overlay(bits, w, h, WORK_COLOR, 150) : null;
-    this.workEdge = bits && this.cur.editing ? outline(bits, w, h, [255, 255, 255]) : null;
-    this.canvas.dataset.maskArea = bits ? String(area(bits)) : "0";
+  /** Show `bits` (lying at `geo`; default: where the current ones lie) as the mask being
+   * made. */
+  setWork(bits, geo = this.cur.geo) {
+    const c = this.cur;
+    c.bits = bits;
+    c.geo = bits ? geo : null;
+    this.workCanvas = bits ? overlay(bits, geo.w, geo.h, WORK_COLOR, 150) : null;
+    this.workEdge = bits && c.editing ? outline(bits, geo.w, geo.h, [255, 255, 255]) : null;
+    // In image pixels (estimated from the screen-size bitmap; exact at full resolution).
+    this.canvas.dataset.maskArea = bits ? String(Math.round(area(bits) * pixelArea(geo))) : "0";
+    this.canvas.dataset.maskGeo = bits ? [...geo.box, geo.h, geo.w].join(",") : "";
     this.render();
     this.hooks.onChange();
+  }
+
+  /** What the screen shows: {size, view} for predict and render. */
+  display() {
+    return this.hooks.display ? this.hooks.display()
+      : { size: [this.image.width, this.image.height], view: fullGeo(this.image).box };
+  }
+
+  /** Show candidate i of the last answer (drawn for that answer's display). */
+  showCandidate(i) {
+    const c = this.cur;
+    const cand = c.cands[i];
+    c.sel = i;
+    c.edited = false;
+    c.base = { low_res: cand.low_res, region: c.candRegion, version: c.version };
+    c.strokes = [];
+    c.shown = c.pred.display;
+    this.setWork(decode(cand.counts, c.pred.geo.h, c.pred.geo.w), c.pred.geo);
+    this.refreshView();
+  }
+
+  /** After a zoom or a pan: draw the mask being made again for what the screen shows now
+   * (the server samples the candidate's logits there; strokes are painted again on top).
+   * A saved mask being edited is at full resolution already. */
+  async refreshView() {
+    const c = this.cur;
+    if (!c.bits || (c.editing && !c.base)) return;
+    const display = this.display();
+    if (sameDisplay(display, c.shown)) return;
+    const base = c.base;
+    let geo, bits;
+    if (base) {
+      const res = await this.hooks.render({ low_res: base.low_res, region: base.region,
+        model_version_id: base.version, display });
+      // Dropped when the mask changed meanwhile (a new answer, another candidate, undo).
+      if (!res || this.cur !== c || c.base !== base) return;
+      geo = { box: res.mask_box, h: res.mask_size[0], w: res.mask_size[1] };
+      bits = decode(res.counts, geo.h, geo.w);
+    } else {
+      geo = viewGeo(display);
+      bits = new Uint8Array(geo.w * geo.h);
+    }
+    for (const s of c.strokes) for (const [x, y] of s.points) dab(bits, geo, x, y, s.radius, s.value);
+    c.shown = display;
+    this.setWork(bits, geo);
   }
 
   async predict() {
@@ -144,8 +179,9 @@ export class Annotator {
     // (the whole image or the same zoomed region) they were made in.
     const reuse = prev && !c.edited && c.version === this.modelVersion
       && JSON.stringify(c.candRegion) === JSON.stringify(c.region);
+    const display = this.display();
     const body = { points: c.points, box: c.box, multimask: true,
-      mask_input: reuse ? prev.low_res : null, region: c.region };
+      mask_input: reuse ? prev.low_res : null, region: c.region, display };
     const seq = ++this.seq;
     let res = await this.hooks.predict(body);
     if (res && body.mask_input && res.model_version_id !== c.version && seq === this.seq) {
@@ -157,9 +193,8 @@ export class Annotator {
     c.cands = res.candidates;
     c.version = res.model_version_id;
     c.candRegion = res.region ?? null;
-    c.sel = 0;
-    c.edited = false;
-    this.setWork(decode(c.cands[0].counts, res.size[0], res.size[1]));
+    c.pred = { display, geo: { box: res.mask_box, h: res.mask_size[0], w: res.mask_size[1] } };
+    this.showCandidate(0);
   }
 
   /** The crop the model is asked on for the mask being made: fixed at its first prompt
@@ -194,28 +229,31 @@ export class Annotator {
     const c = this.cur;
     if (c.cands.length < 2) return;
     this.snapshot();
-    c.sel = (c.sel + 1) % c.cands.length;
-    c.edited = false;
-    this.event("cycle", { candidate: c.sel });
-    this.setWork(decode(c.cands[c.sel].counts, this.image.height, this.image.width));
+    const next = (c.sel + 1) % c.cands.length;
+    this.event("cycle", { candidate: next });
+    this.showCandidate(next);
   }
 
+  /** A brush (value 1) or eraser (0) dab at image (x, y): painted on the bitmap shown and
+   * kept as a stroke point, which the server paints at full resolution at accept. */
   paint(x, y, value, first) {
-    const { width: w, height: h } = this.image;
+    const c = this.cur;
     if (first) {
       this.snapshot();
-      this.cur.clicks++;
+      c.clicks++;
       this.event(value ? "brush" : "erase", { x, y, radius: this.brush });
+      c.strokes.push({ value, radius: this.brush, points: [] });
     }
-    const bits = this.cur.bits ? this.cur.bits : new Uint8Array(w * h);
-    const r = this.brush, r2 = r * r;
-    for (let yy = Math.max(0, Math.floor(y - r)); yy <= Math.min(h - 1, Math.ceil(y + r)); yy++) {
-      for (let xx = Math.max(0, Math.floor(x - r)); xx <= Math.min(w - 1, Math.ceil(x + r)); xx++) {
-        if ((xx - x) ** 2 + (yy - y) ** 2 <= r2) bits[yy * w + xx] = value;
-      }
+    if (!c.bits) { // painted from nothing: a bitmap of what the screen shows
+      c.shown = this.display();
+      c.geo = viewGeo(c.shown);
+      c.bits = new Uint8Array(c.geo.w * c.geo.h);
     }
-    this.cur.edited = true;
-    this.setWork(bits);
+    const stroke = c.strokes[c.strokes.length - 1];
+    stroke.points.push([Math.round(x * 10) / 10, Math.round(y * 10) / 10]);
+    dab(c.bits, c.geo, x, y, stroke.radius, value);
+    c.edited = true;
+    this.setWork(c.bits);
   }
 
   select(mask) {
@@ -224,7 +262,7 @@ export class Annotator {
     this.cur.editing = mask;
     this.cur.category = mask.category_id ?? null;
     this.event("select", {});
-    this.setWork(mask.bits.slice());
+    this.setWork(mask.bits.slice(), fullGeo(this.image));
   }
 
   undo() {
@@ -234,6 +272,7 @@ export class Annotator {
     this.cur = { ...prev, events: this.cur.events };
     this.event("undo", {});
     this.setWork(this.cur.bits);
+    this.refreshView();
   }
 
   clear() {
@@ -249,41 +288,18 @@ export class Annotator {
     return Boolean(c.bits && area(c.bits) && (!c.editing || c.clicks > 0 || c.categoryChanged));
   }
 
-  /** The unsaved work as plain JSON (kept across a reload), or null. */
-  draft() {
-    if (!this.hasUnsaved()) return null;
-    const c = this.cur;
-    return { image_id: this.image.id, counts: encode(c.bits, this.image.height, this.image.width),
-      points: c.points, box: c.box, clicks: c.clicks, events: c.events,
-      seconds: c.t0 === null ? 0 : (performance.now() - c.t0) / 1000,
-      category: c.category, categoryChanged: c.categoryChanged,
-      editing: c.editing ? { id: c.editing.id, version: c.editing.version } : null };
-  }
-
-  /** Bring back a draft() of this image; false when it does not fit (its mask is gone or
-   * was changed since). */
-  restore(d) {
-    let editing = null;
-    if (d.editing) {
-      editing = this.masks.find((m) => m.id === d.editing.id);
-      if (!editing || editing.version !== d.editing.version) return false;
-    }
-    this.cur = { ...fresh(), points: d.points, box: d.box, clicks: d.clicks, events: d.events,
-      editing, edited: true, t0: performance.now() - 1000 * d.seconds,
-      category: d.category ?? null, categoryChanged: Boolean(d.categoryChanged) };
-    this.history = [];
-    this.setWork(decode(d.counts, this.image.height, this.image.width));
-    return true;
-  }
-
-  /** What to save: {counts, score, editing, interaction} or null when there is no mask. */
+  /** What to save: {shape, score, editing, interaction} or null when there is no mask.
+   * `shape` is for the server to make the full-resolution mask: the candidate's logits
+   * (none: the saved mask being edited, or nothing) and the strokes painted on them. */
   result() {
     const c = this.cur;
     if (!c.bits || !area(c.bits)) return null;
     const seconds = c.t0 === null ? 0 : (performance.now() - c.t0) / 1000;
     const cand = c.cands[c.sel];
+    const b = c.base;
     return {
-      counts: encode(c.bits, this.image.height, this.image.width),
+      shape: { low_res: b ? b.low_res : null, region: b ? b.region : null,
+        model_version_id: b ? b.version : null, strokes: c.strokes },
       score: cand && !c.edited ? cand.score : null,
       modelVersion: cand ? c.version : null, // the version that proposed it
       editing: c.editing,
@@ -349,8 +365,13 @@ export class Annotator {
     for (const m of this.masks) if (m !== editing && this.visible(m)) ctx.drawImage(m.fill, 0, 0);
     ctx.globalAlpha = 1;
     for (const m of this.masks) if (m !== editing && this.visible(m)) ctx.drawImage(m.edge, 0, 0);
-    if (this.workCanvas) ctx.drawImage(this.workCanvas, 0, 0);
-    if (editing && this.workEdge) ctx.drawImage(this.workEdge, 0, 0); // the selected one
+    if (this.workCanvas) { // drawn over the image pixels it covers, one bitmap pixel a block
+      const [x0, y0, x1, y1] = this.cur.geo.box;
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(this.workCanvas, x0, y0, x1 - x0, y1 - y0);
+      if (editing && this.workEdge) ctx.drawImage(this.workEdge, x0, y0, x1 - x0, y1 - y0);
+      ctx.imageSmoothingEnabled = true;
+    }
     const s = Math.max(w, h) / 400 / this.viewScale;
     for (const p of this.cur.points) {
       ctx.beginPath();

@@ -12,6 +12,8 @@ import { ReviewQueue } from "./review.js";
 
 const $ = (sel) => document.querySelector(sel);
 const MODEL_POLL_MS = 15000; // a round started elsewhere (CLI) is noticed within this
+const VIEW_REST_MS = 150; // after a zoom or pan step, before the mask is drawn for the view
+const MAX_BRUSH = 4096; // image pixels (the server's limit on a stroke's radius)
 
 const TOKEN_KEY = "maskengine-token";
 
@@ -32,6 +34,8 @@ class App {
     this.canvas = $("#canvas");
     this.ann = new Annotator(this.canvas, {
       predict: (body) => this.predict(body),
+      render: (body) => this.renderMask(body),
+      display: () => this.display(),
       region: () => this.zoom.zoomedRegion(),
       onChange: () => this.onWorkChange(),
     });
@@ -42,6 +46,9 @@ class App {
       $("#zoom-level").textContent = z > 1 ? `${Math.round(z * 100)}%` : "";
       this.ann.viewScale = z;
       this.ann.render();
+      // Once the view rests, the mask being made is drawn again for it.
+      clearTimeout(this.viewTimer);
+      this.viewTimer = setTimeout(() => this.ann.refreshView(), VIEW_REST_MS);
     });
     this.classes = new ClassPicker(api, (id, filterOnly) => this.onClass(id, filterOnly));
     this.ann.filter = (m) => this.classes.passes(m);
@@ -248,6 +255,27 @@ class App {
     }
   }
 
+  /** What the screen shows: the image pixels in view and the screen pixels they take
+   * (predict answers at that resolution, whatever the picture's size). */
+  display() {
+    const { width: w, height: h } = this.canvas;
+    let view = this.zoom.visibleRegion();
+    if (view[2] - view[0] < 1 || view[3] - view[1] < 1) view = [0, 0, w, h]; // panned off
+    const k = (this.canvas.getBoundingClientRect().width / w) * (window.devicePixelRatio || 1);
+    const side = (n) => Math.min(16384, Math.max(1, Math.round(n * k)));
+    return { size: [side(view[2] - view[0]), side(view[3] - view[1])], view };
+  }
+
+  /** The current candidate drawn again for a new view (null on failure: it stays). */
+  async renderMask(body) {
+    try {
+      return await this.api.post(`/images/${this.image.id}/render`, body);
+    } catch (err) {
+      this.status(`drawing the mask failed: ${err.message}`, true);
+      return null;
+    }
+  }
+
   showCandidates() {
     const c = this.ann.cur;
     const el = $("#candidates");
@@ -267,12 +295,12 @@ class App {
     try {
       if (r.editing) {
         await this.api.put(`/masks/${r.editing.id}`, {
-          version: r.editing.version, counts: r.counts, interaction: r.interaction,
+          version: r.editing.version, shape: r.shape, interaction: r.interaction,
           ...(r.categoryChanged ? { category_id: r.category } : {}),
         });
       } else {
         await this.api.post(`/images/${this.image.id}/masks`, {
-          counts: r.counts, source: "manual", model_version_id: r.modelVersion ?? this.model.id,
+          shape: r.shape, source: "manual", model_version_id: r.modelVersion ?? this.model.id,
           predicted_iou: r.score, interaction: r.interaction,
           category_id: r.category ?? (this.classes.list.length ? this.classes.current : null),
         });
@@ -383,7 +411,7 @@ class App {
       b: () => this.setTool("brush"),
       e: () => this.setTool("eraser"),
       "[": () => { this.ann.brush = Math.max(1, this.ann.brush - 2); },
-      "]": () => { this.ann.brush += 2; },
+      "]": () => { this.ann.brush = Math.min(MAX_BRUSH, this.ann.brush + 2); },
     };
     if ((e.ctrlKey || e.metaKey) && k.toLowerCase() === "z") {
       e.preventDefault();
