@@ -77,6 +77,16 @@ def test_mask_classes_over_the_api_and_coco_export(tmp_path) -> None:
         assert added.status_code == 201 and added.json()[0]["name"] == "bird"
         dupe = httpx.post(f"{server.url}/api/categories", json={"names": ["bird"]}, headers=auth)
         assert dupe.status_code == 409
+        # The image list filters by the class of a live mask.
+        def listed(query: str) -> httpx.Response:
+            return httpx.get(f"{server.url}/api/images?{query}", headers=auth)
+
+        with_cat = listed(f"category={cats[0]['id']}").json()
+        assert with_cat["total"] == 1 and [i["id"] for i in with_cat["images"]] == [1]
+        assert listed(f"category={cats[1]['id']}").json()["total"] == 0
+        assert listed(f"filter=done&category={cats[0]['id']}").json()["total"] == 0
+        unknown = listed("category=999")
+        assert unknown.status_code == 422 and "category 999 does not exist" in unknown.text
 
     out = CliRunner().invoke(cli_app, ["export", str(root), str(tmp_path / "coco.json"),
                                        "--format", "coco"])
@@ -85,6 +95,18 @@ def test_mask_classes_over_the_api_and_coco_export(tmp_path) -> None:
     names = {c["id"]: c["name"] for c in coco["categories"]}
     assert names == {cats[0]["id"]: "cat", cats[1]["id"]: "dog", 3: "bird", 4: "unlabelled"}
     assert sorted(names[a["category_id"]] for a in coco["annotations"]) == ["cat", "unlabelled"]
+    # --category keeps the masks of the classes named, under the same COCO categories.
+    out = CliRunner().invoke(cli_app, ["export", str(root), str(tmp_path / "cats.json"),
+                                       "--format", "coco", "--category", "cat, dog"])
+    assert out.exit_code == 0 and "exported 1 masks" in out.output, out.output
+    only = json.loads((tmp_path / "cats.json").read_text())
+    assert [names[a["category_id"]] for a in only["annotations"]] == ["cat"]
+    assert only["categories"] == coco["categories"][:3]
+    bad = CliRunner().invoke(cli_app, ["export", str(root), str(tmp_path / "x"),
+                                       "--category", "fish"])
+    said = " ".join(bad.output.replace("│", " ").split())
+    assert bad.exit_code != 0 and "unknown class 'fish'" in said
+    assert "classes are cat, dog, bird" in said and not (tmp_path / "x").exists()
     Project.open(root).close()
 
 
@@ -122,6 +144,17 @@ def test_keys_pick_the_class_in_the_page(browser, tmp_path) -> None:
         page.select_option("#class-filter", str(cats["cat"]))
         page.wait_for_function("document.querySelectorAll('#mask-list li').length === 1")
         assert _area(page) == 0
+        # The image list: only images with a mask of the class chosen.
+        page.keyboard.press("l")
+        assert page.locator("#image-class").is_visible()
+        page.select_option("#image-class", str(cats["dog"]))
+        page.wait_for_selector(f"#image-table[data-category='{cats['dog']}']")
+        assert page.locator("#image-table tbody tr").count() == 0
+        assert page.locator("#images-range").inner_text() == "no image matches"
+        page.select_option("#image-class", str(cats["cat"]))
+        page.wait_for_selector(f"#image-table[data-category='{cats['cat']}']")
+        assert page.locator("#image-table tbody tr").all_inner_texts()[0].startswith("#1")
+        assert page.locator("#images-range").inner_text() == "1–1 of 1"
         page.screenshot(path=str(tmp_path / "classes.png"))
         assert not errors
 

@@ -43,10 +43,11 @@ def add_categories(s: Session, names: list[str]) -> list[Category]:
     return out
 
 
-def check_category(s: Session, category_id: int | None) -> None:
-    """Refuse a mask's category that the project does not have."""
+def check_category(s: Session, category_id: int | None,
+                   loc: tuple[str, ...] = ("body", "category_id")) -> None:
+    """Refuse a category (of a mask, or a filter's at `loc`) that the project does not have."""
     if category_id is not None and s.get(Category, category_id) is None:
-        raise InvalidField(("body", "category_id"), f"category {category_id} does not exist")
+        raise InvalidField(loc, f"category {category_id} does not exist")
 
 
 def coco_categories(s: Session, masks_category_ids: set[int | None]) -> tuple[list[dict], dict]:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import selectinload
 from ..atomic import write_atomic
 from ..data.sa1b_write import SA1BAnnotation, SA1BFile, SA1BImage, write_sa1b
 from ..masks import check_rle
-from .categories import coco_categories
+from .categories import coco_categories, list_categories
 from .export_config import ExportConfig
 from .models import Image, Mask, ReviewState
 from .store import Project, file_sha256
@@ -145,10 +145,13 @@ def _publish(stage: Path, out: Path) -> None:
 
 def write_export(project: Project, rows: ExportRows, out: str | os.PathLike,
                  cfg: ExportConfig, skipped: list[str] | None = None) -> ExportResult:
-    """Write `rows` (restricted by cfg.split and cfg.approved_only) as cfg.format."""
+    """Write `rows` (restricted by cfg.split, cfg.approved_only and cfg.category) as
+    cfg.format."""
     skipped = [] if skipped is None else skipped
+    classes = _class_ids(project, cfg.category)
     rows = [(im, [m for m in masks
-                  if not cfg.approved_only or m.review_state == ReviewState.approved.value])
+                  if (not cfg.approved_only or m.review_state == ReviewState.approved.value)
+                  and (classes is None or m.category_id in classes)])
             for im, masks in rows if cfg.split in ("all", im.split)]
     out = Path(out)
     if cfg.format == "sa1b":
@@ -179,6 +182,22 @@ def write_export(project: Project, rows: ExportRows, out: str | os.PathLike,
     write_atomic(file, json.dumps(coco).encode())
     return ExportResult(images=len(rows), masks=sum(len(m) for _, m in rows), files=[file],
                         skipped=skipped)
+
+
+def _class_ids(project: Project, names: str) -> set[int] | None:
+    """The category ids of comma-separated class names (None: no restriction); a name the
+    project does not have is refused, naming the ones it has."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    if not wanted:
+        return None
+    with project.session() as s:
+        known = {c.name: c.id for c in list_categories(s)}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        has = ", ".join(known) if known else "none (it is class-agnostic)"
+        raise ValueError(f"unknown class {', '.join(map(repr, unknown))}: the project's "
+                         f"classes are {has}")
+    return {known[n] for n in wanted}
 
 
 def _export_sa1b(project: Project, rows: ExportRows, out: Path, stage: Path,

@@ -18,6 +18,9 @@ class ExportConfig:
     with_images: bool = field(
         default=False, metadata={"help": "sa1b: copy the images beside the JSON files, so "
                                  "the folder is a training set (maskengine.data.SA1BDataset)"})
+    category: str = field(
+        default="", metadata={"help": "only masks of these classes (comma-separated names; "
+                              "default: all masks)"})
     version: str = field(
         default="", metadata={"help": "export this snapshot (`maskengine snapshot`) instead "
                               "of the current masks"})

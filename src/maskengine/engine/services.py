@@ -85,11 +85,15 @@ def get_image(s: Session, *, image_id: int) -> Image:
 IMAGE_FILTERS = ("all", "todo", "done", "review")
 
 
-def _filtered(q, which: str):  # noqa: ANN001, ANN202 - a select over Image
+def _filtered(q, which: str, category_id: int | None = None):  # noqa: ANN001, ANN202
     """Restrict a select over Image: 'todo' / 'done' by status, 'review': images with a live
-    mask waiting for review (pending), 'all': no restriction."""
+    mask waiting for review (pending), 'all': no restriction; with `category_id`, also only
+    images with a live mask of that class."""
     if which not in IMAGE_FILTERS:
         raise ValueError(f"unknown image filter {which!r}; use one of {', '.join(IMAGE_FILTERS)}")
+    if category_id is not None:
+        q = q.where(select(Mask.id).where(Mask.image_id == Image.id, Mask.deleted_at.is_(None),
+                                          Mask.category_id == category_id).exists())
     if which in ("todo", "done"):
         return q.where(Image.status == which)
     if which == "review":
@@ -99,8 +103,8 @@ def _filtered(q, which: str):  # noqa: ANN001, ANN202 - a select over Image
     return q
 
 
-def count_images(s: Session, which: str = "all") -> int:
-    return s.scalar(_filtered(select(func.count(Image.id)), which)) or 0
+def count_images(s: Session, which: str = "all", category_id: int | None = None) -> int:
+    return s.scalar(_filtered(select(func.count(Image.id)), which, category_id)) or 0
 
 
 def image_position(s: Session, image_id: int) -> int:
@@ -109,16 +113,17 @@ def image_position(s: Session, image_id: int) -> int:
 
 
 def list_images(s: Session, *, offset: int = 0, limit: int = 100,
-                which: str = "all") -> list[tuple[Image, int, int]]:
-    """Images in queue order (by id), restricted by `which` (IMAGE_FILTERS), with their
-    numbers of live masks and of live masks waiting for review."""
+                which: str = "all", category_id: int | None = None,
+                ) -> list[tuple[Image, int, int]]:
+    """Images in queue order (by id), restricted by `which` (IMAGE_FILTERS) and
+    `category_id`, with their numbers of live masks and of live masks waiting for review."""
     live = (select(Mask.image_id, func.count(Mask.id).label("n"),
                    func.sum(case((Mask.review_state == ReviewState.pending.value, 1), else_=0))
                    .label("pending"))
             .where(Mask.deleted_at.is_(None)).group_by(Mask.image_id).subquery())
     rows = s.execute(_filtered(
         select(Image, func.coalesce(live.c.n, 0), func.coalesce(live.c.pending, 0))
-        .outerjoin(live, live.c.image_id == Image.id), which)
+        .outerjoin(live, live.c.image_id == Image.id), which, category_id)
         .order_by(Image.id).offset(offset).limit(limit)
     )
     return [(im, int(n), int(p)) for im, n, p in rows]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import FileResponse
 
 from ...engine import services
+from ...engine.categories import check_category
 from ...engine.segmenter import check_region, make_prompt
 from .. import shapes
 from ..convert import candidate_public, image_public
@@ -35,10 +36,14 @@ def list_images(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     filter: Annotated[Literal["all", "todo", "done", "review"], Query(
         description="todo / done by status; review: with masks waiting for review")] = "all",
+    category: Annotated[int | None, Query(
+        ge=1, le=MAX_INT, description="only images with a mask of this class")] = None,
 ) -> ImagePage:
     """Images in queue order with their mask counts; `total` counts the filter's images."""
-    rows = services.list_images(session, offset=offset, limit=limit, which=filter)
-    return ImagePage(total=services.count_images(session, filter),
+    check_category(session, category, ("query", "category"))
+    rows = services.list_images(session, offset=offset, limit=limit, which=filter,
+                                category_id=category)
+    return ImagePage(total=services.count_images(session, filter, category),
                      images=[image_public(im, n, pending) for im, n, pending in rows])
 
 

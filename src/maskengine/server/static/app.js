@@ -55,6 +55,7 @@ class App {
     this.images = new ImageList(api, {
       open: (id) => this.leave(`image ${id}`, () => this.goTo(id)),
       current: () => (this.image ? this.image.id : null),
+      categories: () => this.classes.list,
     });
     this.review = new ReviewQueue(api, {
       open: (id) => this.leave(`image ${id}`, () => this.goTo(id)),
