@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build on local disk; an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet $(TORCH_PIN)
-	$(BIN)/pip install --quiet -e '.[dev,server]'
+	$(BIN)/pip install --quiet -e '.[dev,server,ray]'
 	touch $(STAMP)
 
 # Browser tests drive Debian's Chromium; Playwright's own browser download does not work here.
