@@ -178,9 +178,11 @@ def run_auto_ray(
     ray = _import_ray()
     if model.device == "cpu" and cfg.gpus_per_worker > 0:
         model = ModelSource(model.name, model.checkpoint, "cuda")
-    started = _connect(ray, cfg)
     processed = failed = masks = 0
     t0 = time.perf_counter()
+    if not plan.todo:  # all done already: no cluster needed
+        return finish_run(out, plan, 0, 0, 0, time.perf_counter() - t0)
+    started = _connect(ray, cfg)
     try:
         _check_resources(ray, cfg)
         rows = _pipeline(ray, plan.todo, model.absolute(), generator_config, cfg,
@@ -207,8 +209,6 @@ def run_auto_ray(
 def _pipeline(ray: Any, todo: list[Job], model: ModelSource, generator_config: Any,
               cfg: RayConfig, *, overlay: bool, max_pixels: int):  # noqa: ANN202
     """The rows (name, masks, error, seconds) of the images of `todo`, as they finish."""
-    if not todo:
-        return iter(())
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # ours shows images, masks and images per second
     ctx.print_on_execution_start = False
