@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,9 +166,11 @@ def run_auto_ray(
     overlay: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
+    on_image: Callable[[Job, int], None] | None = None,
 ) -> AutoSummary:
     """`run_auto` on Ray: the same files in `out_dir` (SA-1B JSON per image, errors.jsonl,
-    summary.json), the same skipping of complete images; see the module docstring."""
+    summary.json), the same skipping of complete images, `on_image(job, masks)` on the
+    driver as each image is done; see the module docstring."""
     for p in [*inputs, out_dir]:
         if "://" in str(p):
             raise ValueError(f"{p}: give a path on a filesystem every worker mounts; "
@@ -198,6 +201,8 @@ def run_auto_ray(
                 else:
                     processed += 1
                     masks += int(row["masks"])
+                    if on_image is not None:
+                        on_image(by_name[row["name"]], int(row["masks"]))
                 rate = (processed + failed) / max(time.perf_counter() - t0, 1e-9)
                 bar.update(task, advance=1, masks=masks, rate=rate)
     finally:
