@@ -2,11 +2,12 @@
 
 The same images and settings through the local runner (one torch thread, as one Ray
 worker has) and through `run_auto_ray` with a local Ray started for each job (what
-`maskengine auto --ray` does). For each run: wall time of the whole job, and the steady rate
-between the first and the last image (the job without its start); from these the fixed cost
-of a Ray job (start Ray, start the actors, load one model each) and the overhead per image
-(Ray's steady time per image per worker against the local runner's). The outputs are checked
-identical. Writes benchmarks/results/auto_ray.json.
+`maskengine auto --ray` does) with 1 and 2 workers. From the workers' own timestamps of
+each image: the fixed cost of a Ray job (job start to the first image: start Ray, start the
+actors, load one model each; and the last image to the job's end), the generator's time per
+image in a worker, and Ray's overhead per image (the gap between two images on one worker:
+dispatch, the row back). Images per second over the whole job and without its start. The
+outputs are checked identical to the local runner's. Writes benchmarks/results/auto_ray.json.
 
     make bench-auto-ray
     python benchmarks/auto_ray.py [--images 16] [--points-per-side 16]
@@ -18,6 +19,7 @@ import filecmp
 import os
 import shlex
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -46,16 +48,19 @@ class AutoRayConfig:
     out: str = "auto_ray"
 
 
-def _timed(run, n: int) -> dict:  # noqa: ANN001 - run(on_image) -> summary
-    stamps: list[float] = []
-    t0 = time.perf_counter()
-    summary = run(lambda _job, _masks: stamps.append(time.perf_counter()))
-    total = time.perf_counter() - t0
-    assert summary.processed == n, summary
-    steady = (stamps[-1] - stamps[0]) / (n - 1)  # seconds per image once running
-    return {"seconds": total, "images_per_second": n / total,
-            "steady_seconds_per_image": steady, "steady_images_per_second": 1 / steady,
-            "start_seconds": total - n * steady, "masks": summary.masks}
+def _ray_figures(timings: list, t_start: float, t_end: float, n: int) -> dict:
+    """Fixed cost, per-image time and overhead from the workers' timestamps (wall clock)."""
+    first, last = min(t.started for t in timings), max(t.ended for t in timings)
+    gaps = []
+    for w in {t.worker for t in timings}:
+        mine = sorted((t for t in timings if t.worker == w), key=lambda t: t.started)
+        gaps += [b.started - a.ended for a, b in zip(mine, mine[1:], strict=False)]
+    return {"images": n, "seconds": t_end - t_start, "images_per_second": n / (t_end - t_start),
+            "start_seconds": first - t_start, "end_seconds": t_end - last,
+            "images_per_second_without_start": n / (last - first) if last > first else None,
+            "worker_seconds_per_image": statistics.mean(t.ended - t.started for t in timings),
+            "overhead_seconds_per_image": statistics.mean(gaps) if gaps else None,
+            "workers_seen": len({t.worker for t in timings})}
 
 
 def main() -> None:
@@ -71,35 +76,45 @@ def main() -> None:
                               stability_score_thresh=0.8, output_mode="coco_rle")
     load = {"before": os.getloadavg()}
     runs = {}
+    n = cfg.images
     try:
         set_process_threads(1)
         gen = MaskGenerator(create_model(cfg.model), gen_cfg)
-        runs["local"] = _timed(lambda cb: run_auto([images], work / "local", gen,
-                                                   progress=False, on_image=cb), cfg.images)
+        t0 = time.time()
+        summary = run_auto([images], work / "local", gen, progress=False)
+        seconds = time.time() - t0
+        assert summary.processed == n, summary
+        runs["local"] = {"images": n, "seconds": seconds, "images_per_second": n / seconds,
+                         "seconds_per_image": seconds / n}
         print("local", runs["local"], flush=True)
         for workers in (1, 2):
+            timings: list = []
+            t0 = time.time()
+            summary = run_auto_ray(
+                [images], work / f"ray{workers}", ModelSource(cfg.model, None), gen_cfg,
+                RayConfig(workers=workers, threads=1, temp_dir=str(work / f"t{workers}")),
+                progress=False, on_timing=timings.append)
+            t1 = time.time()
+            assert summary.processed == n, summary
             name = f"ray_{workers}_workers"
-            ray_cfg = RayConfig(workers=workers, threads=1,
-                                temp_dir=str(work / f"t{workers}"))
-            runs[name] = _timed(lambda cb, r=ray_cfg, w=workers: run_auto_ray(
-                [images], work / f"ray{w}", ModelSource(cfg.model, None), gen_cfg, r,
-                progress=False, on_image=cb), cfg.images)
+            runs[name] = _ray_figures(timings, t0, t1, n)
             print(name, runs[name], flush=True)
             same = all(filecmp.cmp(work / "local" / f"scene{i:03d}.json",
-                                   work / f"ray{workers}" / f"scene{i:03d}.json", shallow=False)
-                       for i in range(cfg.images))
+                                   work / f"ray{workers}" / f"scene{i:03d}.json",
+                                   shallow=False) for i in range(n))
             assert same, f"{name}: outputs differ from the local runner's"
         load["after"] = os.getloadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     local, one, two = runs["local"], runs["ray_1_workers"], runs["ray_2_workers"]
     derived = {
-        "overhead_seconds_per_image": one["steady_seconds_per_image"]
-        - local["steady_seconds_per_image"],
-        "ray_job_start_seconds_1_worker": one["start_seconds"],
-        "ray_job_start_seconds_2_workers": two["start_seconds"],
-        "steady_speedup_2_workers_over_1": one["steady_seconds_per_image"]
-        / two["steady_seconds_per_image"],
+        "ray_overhead_seconds_per_image": one["overhead_seconds_per_image"],
+        "ray_overhead_share_of_local_image_time": one["overhead_seconds_per_image"]
+        / local["seconds_per_image"],
+        "ray_fixed_seconds_1_worker": one["start_seconds"] + one["end_seconds"],
+        "ray_fixed_seconds_2_workers": two["start_seconds"] + two["end_seconds"],
+        "speedup_2_workers_over_1_without_start": two["images_per_second_without_start"]
+        / one["images_per_second_without_start"],
     }
     print(derived)
     path = write_results(cfg.out, {

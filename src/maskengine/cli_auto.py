@@ -107,14 +107,14 @@ def _run_local(images, out, sam, gen_cfg, *, overlay, max_pixels, progress,  # n
 
 def _run_ray(images, out, model, checkpoint, device, gen_cfg, *, overlay, max_pixels,  # noqa: ANN001, ANN202
              progress, threads, address, workers, cpus, gpus):
-    from .engine.auto_ray import ModelSource, RayConfig, run_auto_ray
+    from .engine.auto_ray import ModelSource, RayConfig, RayJobError, run_auto_ray
 
     cfg = RayConfig(address=address, workers=workers, cpus_per_worker=cpus,
                     gpus_per_worker=gpus, threads=threads)
     try:
         return run_auto_ray(images, out, ModelSource(model, checkpoint, device), gen_cfg, cfg,
                             overlay=overlay, max_pixels=max_pixels, progress=progress)
-    except RuntimeError as exc:  # Ray missing
+    except RayJobError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
 

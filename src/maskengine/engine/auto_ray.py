@@ -36,6 +36,21 @@ from .auto import (
 
 
 @dataclass(frozen=True)
+class ImageTiming:
+    """When a worker processed one image (wall clock, seconds since the epoch)."""
+
+    name: str
+    worker: str  # host:pid of the actor's process
+    started: float
+    ended: float
+
+
+class RayJobError(RuntimeError):
+    """The Ray job could not run or stopped (Ray missing, a worker that cannot load the
+    model, a lost cluster); the images finished before it are kept, a rerun resumes."""
+
+
+@dataclass(frozen=True)
 class RayConfig:
     """Where and how wide a Ray job runs."""
 
@@ -98,12 +113,16 @@ class Annotator:
         self.max_pixels = max_pixels
 
     def __call__(self, batch: dict) -> dict:
-        out: dict[str, list] = {"name": [], "masks": [], "error": [], "seconds": []}
+        import socket
+
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        out: dict[str, list] = {"name": [], "masks": [], "error": [], "worker": [],
+                                "started": [], "ended": []}
         for path, name, json_path, overlay_path in zip(
                 batch["path"], batch["name"], batch["json_path"], batch["overlay_path"],
                 strict=True):
             job = Job(Path(path), str(name), Path(json_path), Path(overlay_path))
-            t0 = time.perf_counter()
+            started = time.time()
             if is_done(job, self.overlay):  # a retried task: written before a worker died
                 masks, error = _count_masks(job.json_path), ""
             else:
@@ -113,7 +132,9 @@ class Annotator:
             out["name"].append(job.name)
             out["masks"].append(masks)
             out["error"].append(error)
-            out["seconds"].append(time.perf_counter() - t0)
+            out["worker"].append(worker)
+            out["started"].append(started)
+            out["ended"].append(time.time())
         return out
 
 
@@ -128,7 +149,7 @@ def _import_ray():  # noqa: ANN202
         import ray
         import ray.data  # noqa: F401
     except ImportError as exc:
-        raise RuntimeError("the Ray runner needs Ray Data: pip install 'maskengine[ray]'") from exc
+        raise RayJobError("the Ray runner needs Ray Data: pip install 'maskengine[ray]'") from exc
     return ray
 
 
@@ -167,10 +188,12 @@ def run_auto_ray(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
     on_image: Callable[[Job, int], None] | None = None,
+    on_timing: Callable[[ImageTiming], None] | None = None,
 ) -> AutoSummary:
     """`run_auto` on Ray: the same files in `out_dir` (SA-1B JSON per image, errors.jsonl,
     summary.json), the same skipping of complete images, `on_image(job, masks)` on the
-    driver as each image is done; see the module docstring."""
+    driver as each image is done, and `on_timing` with when and where each image (done or
+    failed) was processed; see the module docstring."""
     for p in [*inputs, out_dir]:
         if "://" in str(p):
             raise ValueError(f"{p}: give a path on a filesystem every worker mounts; "
@@ -195,6 +218,9 @@ def run_auto_ray(
             task = bar.add_task("auto (ray)", total=len(plan.jobs),
                                 completed=len(plan.jobs) - len(plan.todo), masks=0, rate=0.0)
             for row in rows:
+                if on_timing is not None:
+                    on_timing(ImageTiming(str(row["name"]), str(row["worker"]),
+                                          float(row["started"]), float(row["ended"])))
                 if row["error"]:
                     log_error(plan.errors_path, by_name[row["name"]], row["error"])
                     failed += 1
@@ -205,6 +231,13 @@ def run_auto_ray(
                         on_image(by_name[row["name"]], int(row["masks"]))
                 rate = (processed + failed) / max(time.perf_counter() - t0, 1e-9)
                 bar.update(task, advance=1, masks=masks, rate=rate)
+    except (ValueError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # Ray's own errors (a worker's failed start, a lost cluster)
+        why = str(exc).strip().splitlines()
+        raise RayJobError(f"the Ray job stopped after {processed + failed} images "
+                          f"({type(exc).__name__}: {why[-1] if why else ''}); the finished "
+                          "images are kept and a rerun resumes") from exc
     finally:
         if started:
             ray.shutdown()
@@ -213,7 +246,8 @@ def run_auto_ray(
 
 def _pipeline(ray: Any, todo: list[Job], model: ModelSource, generator_config: Any,
               cfg: RayConfig, *, overlay: bool, max_pixels: int):  # noqa: ANN202
-    """The rows (name, masks, error, seconds) of the images of `todo`, as they finish."""
+    """The rows (name, masks, error, worker, started, ended) of the images of `todo`, as
+    they finish."""
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # ours shows images, masks and images per second
     ctx.print_on_execution_start = False
