@@ -94,11 +94,23 @@ def test_ray_job_writes_the_local_runners_files_and_resumes(cluster, tmp_path):
     assert _outputs(tmp_path / "ray") == local_files
 
     # Other generator settings into the same folder would mix two kinds of masks.
-    bad = subprocess.run([sys.executable, "-m", "maskengine.cli", "auto", *common,
-                          "--points-per-side", "4", "--out", str(tmp_path / "ray"),
-                          "--ray-address", cluster.address], env=cluster.env,
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode != 0 and "points_per_side" in bad.stderr
+    bad = CliRunner().invoke(app, ["auto", *common, "--points-per-side", "4", "--out",
+                                   str(tmp_path / "ray"), "--ray-address", cluster.address])
+    assert bad.exit_code != 0 and "points_per_side" in bad.output
+
+
+def test_workers_that_cannot_load_the_model_stop_the_job_with_a_clear_error(cluster,
+                                                                            tmp_path):
+    # The cluster lends no GPU: an actor asked to put its model on one fails to start.
+    images = _scenes(tmp_path / "images", 2)
+    res = subprocess.run([sys.executable, "-m", "maskengine.cli", "auto", str(images),
+                          "--out", str(tmp_path / "out"), *SETTINGS, "--points-per-side", "4",
+                          "--device", "cuda", "--ray-address", cluster.address,
+                          "--workers", "1", "--no-progress"],
+                         env=cluster.env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "error: the Ray job stopped after 0 images" in res.stderr
+    assert "a rerun resumes" in res.stderr
 
 
 def _annotators(cluster) -> dict[int, str]:
