@@ -29,37 +29,43 @@ MARKER = "MASKENGINE_TEST_RAY"
 class Cluster:
     address: str
     temp_dir: str
+    session: int  # the session id of `ray start` and the processes it started
     env: dict  # the environment a driver or a worker of this cluster runs with
 
     def processes(self) -> dict[int, str]:
         """pid -> command line (process title) of the live processes of this cluster."""
-        return cluster_processes(self.temp_dir)
+        return cluster_processes(self.temp_dir, self.session)
 
 
-def cluster_processes(tag: str) -> dict[int, str]:
+def cluster_processes(tag: str, session: int) -> dict[int, str]:
+    """Processes in the cluster's session (Ray's daemons and agents) or with its marker in
+    their environment (the workers, which start sessions of their own; a process title
+    written over the environment hides it, hence both)."""
     found = {}
     want = f"{MARKER}={tag}".encode()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if want not in f.read().split(b"\0"):
-                    continue
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[-1].split()
+            if fields[0] == b"Z":  # a zombie: gone already
+                continue
+            if int(fields[3]) != session:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if want not in f.read().split(b"\0"):
+                        continue
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                if f.read().split(b")")[-1].split()[0] == b"Z":  # a zombie: gone already
-                    continue
-        except OSError:  # exited meanwhile, or not ours to read
+        except (OSError, ValueError):  # exited meanwhile, or not ours to read
             continue
         found[int(entry)] = cmd
     return found
 
 
-def _kill_all(tag: str) -> None:
+def _kill_all(tag: str, session: int) -> None:
     for _ in range(50):
-        procs = cluster_processes(tag)
+        procs = cluster_processes(tag, session)
         if not procs:
             return
         for pid in procs:
@@ -86,12 +92,15 @@ def throwaway_ray(num_cpus: int = 2, object_store_mb: int = 200) -> Iterator[Clu
            f"--num-cpus={num_cpus}", "--num-gpus=0", "--include-dashboard=false",
            f"--object-store-memory={object_store_mb * 1_000_000}", f"--temp-dir={tmp}",
            "--disable-usage-stats"]
+    # Its own session: `ray start` leads it (session id = its pid), its daemons stay in it.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
     try:
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
-                             start_new_session=True)
-        if res.returncode != 0:
-            raise RuntimeError(f"ray start failed:\n{res.stdout}\n{res.stderr}")
-        yield Cluster(f"127.0.0.1:{port}", tmp, env)
+        out, _ = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ray start failed:\n{out}")
+        yield Cluster(f"127.0.0.1:{port}", tmp, proc.pid, env)
     finally:
-        _kill_all(tmp)
+        proc.kill()
+        _kill_all(tmp, proc.pid)
         shutil.rmtree(tmp, ignore_errors=True)
