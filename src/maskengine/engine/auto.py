@@ -2,7 +2,10 @@
 
 Resumable (an image whose JSON is complete is skipped; files are written atomically, so a
 kill loses at most the image in flight), and robust (an unreadable, empty or too large image
-is listed in `errors.jsonl` with the reason and the run goes on).
+is listed in `errors.jsonl` with the reason and the run goes on). `run.json` records the model
+and generator settings the folder's masks were made with (for `import-auto`); a resumed run
+with others is refused. `annotate` is the per-image work every runner shares (this one, and
+the Ray actors of `auto_ray`), so their files are the same.
 """
 
 from __future__ import annotations
