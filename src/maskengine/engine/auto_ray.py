@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import remove_stale_temps
 from .auto import (
     DEFAULT_MAX_PIXELS,
     AutoSummary,
@@ -241,6 +242,8 @@ def run_auto_ray(
     finally:
         if started:
             ray.shutdown()
+    for folder in {j.json_path.parent for j in plan.todo}:
+        remove_stale_temps(folder)  # a worker killed while writing leaves one behind
     return finish_run(out, plan, processed, failed, masks, time.perf_counter() - t0)
 
 
