@@ -6,14 +6,15 @@ STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
 .PHONY: setup system-packages test lint bench bench-reference bench-generator bench-data-engine demo clean \
-	bench-mobile-sam train-bundled train-bundled-gpu bench-finetune-recipes bench-prompts
+	bench-mobile-sam train-bundled train-bundled-gpu bench-finetune-recipes bench-stage3 bench-prompts \
+	bench-auto-ray
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build on local disk; an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet $(TORCH_PIN)
-	$(BIN)/pip install --quiet -e '.[dev,server,report]'
+	$(BIN)/pip install --quiet -e '.[dev,server,report,ray]'
 	touch $(STAMP)
 
 # Browser tests drive Debian's Chromium; Playwright's own browser download does not work here.
@@ -57,6 +58,15 @@ bench-data-engine: setup
 # Which fine-tuning recipe a round uses: candidates on an unseen family, one thread each.
 bench-finetune-recipes: setup
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/finetune_recipes.py
+
+# Stage 3's quality on synthetic scenes with ground truth: automatic masks above IoU 0.9 / 0.75
+# with a true mask, recall, masks per image; official and recommended thresholds.
+bench-stage3: setup
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/stage3_quality.py --images 6
+
+# `maskengine auto`: the local runner against the Ray runner with 1 and 2 workers.
+bench-auto-ray: setup
+	$(BIN)/python benchmarks/auto_ray.py --images 16
 
 # Sample images -> automatic masks with the bundled tiny model -> SA-1B JSON + overlays.
 demo: setup

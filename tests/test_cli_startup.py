@@ -12,9 +12,9 @@ import pytest
 
 HELP = Path(__file__).parent / "fixtures" / "cli_help"
 COMMANDS = ["root", "info", "init", "classes", "check", "snapshot", "diff", "add-images",
-            "add-user", "export", "serve", "train", "status", "eval", "auto", "stats", "drift",
-            "evalset", "prompts"]
-HEAVY = ("torch", "numpy", "cv2", "sqlalchemy", "fastapi", "maskengine.generator")
+            "add-user", "export", "serve", "train", "status", "eval", "auto", "import-auto",
+            "stats", "drift", "evalset", "prompts"]
+HEAVY = ("torch", "numpy", "cv2", "sqlalchemy", "fastapi", "maskengine.generator", "ray")
 
 
 def _help(command: str) -> str:
@@ -36,9 +36,9 @@ def test_help_text_is_unchanged(command):
     assert _lines(_help(command)) == _lines((HELP / f"{command}.txt").read_text())
 
 
-@pytest.mark.parametrize("args", [[], ["train"], ["auto"], ["eval"], ["serve"], ["export"],
-                                  ["check"], ["classes"], ["stats"], ["drift"], ["evalset"],
-                                  ["prompts"]])
+@pytest.mark.parametrize("args", [[], ["train"], ["auto"], ["import-auto"], ["eval"],
+                                  ["serve"], ["export"], ["check"], ["classes"], ["stats"],
+                                  ["drift"], ["evalset"], ["prompts"]])
 def test_help_loads_nothing_heavy(args):
     code = ("import sys; from maskengine.cli import app\n"
             f"try: app({[*args, '--help']!r})\n"

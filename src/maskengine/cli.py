@@ -326,62 +326,11 @@ def evaluate(config: Any) -> None:
         typer.echo(f"figures: {config.out}")
 
 
-def _generator_config():
-    from .config import GeneratorConfig
-
-    return GeneratorConfig
-
-
-@app.command()
-@config_options(_generator_config())
-def auto(
-    images: list[str] = typer.Argument(..., help="Image files or folders (searched recursively)."),
-    out: str = typer.Option(..., "--out", help="Output folder: one SA-1B JSON per image."),
-    model: str | None = typer.Option(
-        None, "--model", help="vit_b, vit_l, vit_h, tiny, or a SamConfig JSON file; inferred "
-        "from the checkpoint when omitted."),
-    checkpoint: str | None = typer.Option(None, "--checkpoint", help="Weights (state_dict)."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, mps..."),
-    overlay: bool = typer.Option(False, "--overlay", help="Also write <name>.overlay.png."),
-    max_pixels: int = typer.Option(
-        50_000_000, "--max-pixels", help="Larger images are listed in errors.jsonl, skipped."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
-    config: Any = None,
-) -> None:
-    """Fully automatic masks for every image under IMAGES, as SA-1B JSON files (COCO RLE,
-    whatever --output-mode says); resumes, and lists bad images in errors.jsonl."""
-    import dataclasses
-
-    from .engine.auto import run_auto
-    from .generator import MaskGenerator
-    from .modeling import create_model
-    from .threads import set_process_threads
-
-    try:
-        sam = create_model(model, checkpoint, device)
-    except (ValueError, FileNotFoundError) as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    set_process_threads(threads)
-    gen = MaskGenerator(sam, dataclasses.replace(config, output_mode="coco_rle"))
-    try:
-        s = run_auto(images, out, gen, overlay=overlay, max_pixels=max_pixels,
-                     progress=progress)
-    except (ValueError, FileNotFoundError) as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    typer.echo(f"{s.total} images: {s.processed} annotated, {s.skipped} already done, "
-               f"{s.failed} failed (see {out}/errors.jsonl); {s.masks} masks in "
-               f"{s.seconds:.1f} s")
-    if s.processed + s.skipped == 0:
-        typer.echo("error: no image was annotated" + (
-            f" (all {s.failed} failed; see {out}/errors.jsonl)" if s.failed else
-            " (no image files found)"), err=True)
-        raise typer.Exit(1)
-
-
-# Register the data-maintenance (check, snapshot, ...) and measurement (stats, drift,
-# evalset, prompts) commands on `app`.
-from . import cli_data, cli_quality  # noqa: E402,F401
+# Register the commands of these modules on `app`, in this order in the help. Run as
+# `python -m maskengine.cli`, this file is `__main__`: the import of `maskengine.cli` at the
+# end registers them there.
+if __name__ != "__main__":
+    from . import cli_auto, cli_data, cli_quality  # noqa: F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

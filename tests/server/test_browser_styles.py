@@ -189,3 +189,40 @@ def test_zoom_about_the_pointer_pan_and_click_while_zoomed(browser, served) -> N
     assert page.get_attribute("#canvas", "data-zoom") == "1.000"
     assert page.locator("#zoom-level").inner_text() == ""
     assert not errors
+
+
+def test_automatic_masks_are_set_apart_in_the_list(browser, served) -> None:  # noqa: F811
+    import numpy as np
+    from sqlalchemy import select
+
+    from maskengine.engine import rle, services
+    from maskengine.engine.models import MaskSource, User
+    from maskengine.engine.store import Project
+
+    server, info = served
+    proj = Project.open(info.root)
+    try:
+        with proj.session() as s:
+            image = services.get_image(s, image_id=1)
+            admin = s.scalar(select(User))
+            for source, rows in ((MaskSource.manual, slice(10, 40)),
+                                 (MaskSource.automatic, slice(60, 90))):
+                m = np.zeros((image.height, image.width), bool)
+                m[rows, 10:50] = True
+                services.create_mask(s, image_id=1, counts=rle.encode(m).counts, author=admin,
+                                     source=source, predicted_iou=0.91, stability_score=0.97)
+    finally:
+        proj.close()
+    page, errors = _open(browser, f"{server.url}/?image=1#token={info.token}")
+    page.wait_for_function("document.querySelectorAll('#mask-list li').length === 2")
+    rows = page.eval_on_selector_all("#mask-list li", """els => els.map(e => ({
+        cls: e.className, tag: e.querySelector('.tag-auto')?.textContent ?? null,
+        text: e.textContent, edge: getComputedStyle(e).borderLeftStyle,
+        colour: getComputedStyle(e).borderLeftColor}))""")
+    manual, auto = rows
+    assert "automatic" not in manual["cls"] and manual["tag"] is None
+    assert manual["edge"] == "solid"
+    assert "automatic" in auto["cls"] and auto["tag"] == "AUTO"
+    assert auto["edge"] == "dashed" and auto["colour"] == "rgb(224, 160, 48)"
+    assert "automatic · IoU 0.91 · stab 0.97 · pending" in auto["text"]
+    assert not errors

@@ -2,7 +2,10 @@
 
 Resumable (an image whose JSON is complete is skipped; files are written atomically, so a
 kill loses at most the image in flight), and robust (an unreadable, empty or too large image
-is listed in `errors.jsonl` with the reason and the run goes on).
+is listed in `errors.jsonl` with the reason and the run goes on). `run.json` records the model
+and generator settings the folder's masks were made with (for `import-auto`); a resumed run
+with others is refused. `annotate` is the per-image work every runner shares (this one, and
+the Ray actors of `auto_ray`), so their files are the same.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from ..masks import decode_rle
 DEFAULT_MAX_PIXELS = 50_000_000
 ERRORS = "errors.jsonl"
 SUMMARY = "summary.json"
+RUN = "run.json"  # the model and generator settings the masks of a folder were made with
+# Settings that change speed, not masks: a resumed run may change them.
+_SPEED_ONLY = ("points_per_batch",)
 
 
 class ImageError(ValueError):
@@ -61,6 +67,41 @@ class AutoSummary:
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def run_record(model_name: str, model_config: dict, weights: str | None,
+               generator_settings: dict) -> dict:
+    """What run.json holds: the model (name, config, weights file and its sha256, and the
+    key a project registers the version under) and the generator's settings."""
+    from ..config import SamConfig
+    from .segmenter import model_key  # hashes the weights once per run
+
+    key, wsha = model_key(SamConfig(**model_config), weights)
+    return {"model": {"name": model_name, "config": model_config, "key": key,
+                      "checkpoint": weights, "checkpoint_sha256": wsha},
+            "generator": generator_settings}
+
+
+def write_run_record(out: Path, record: dict) -> None:
+    """Write run.json, or refuse (ValueError) when `out` holds masks made with another model
+    or other generator settings: a resumed run must not mix two kinds of masks."""
+    path = out / RUN
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = None
+        if isinstance(old, dict):
+            differ = [k for k in sorted(set(record["generator"]) | set(old.get("generator", {})))
+                      if k not in _SPEED_ONLY
+                      and record["generator"].get(k) != old.get("generator", {}).get(k)]
+            if old.get("model", {}).get("key") != record["model"]["key"]:
+                differ.insert(0, "model")
+            if differ:
+                raise ValueError(f"{out} holds masks made with other settings ({', '.join(differ)} "
+                                 f"differ; see {path}): use another --out folder")
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(record, indent=1).encode())
 
 
 def find_jobs(inputs: Sequence[str | os.PathLike], out_dir: Path,
@@ -151,7 +192,7 @@ def overlay_image(image: np.ndarray, segmentations: Sequence[dict]) -> np.ndarra
     return out.clip(0, 255).astype(np.uint8)
 
 
-def _log_error(errors_path: Path, job: Job, reason: str) -> None:
+def log_error(errors_path: Path, job: Job, reason: str) -> None:
     _log_line(errors_path, job.path, job.name, reason)
 
 
@@ -191,6 +232,64 @@ def is_done(job: Job, overlay: bool) -> bool:
     return is_complete_sa1b(job.json_path) and (not overlay or job.overlay_path.is_file())
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one image: its number of masks, or why it failed."""
+
+    masks: int | None
+    error: str | None = None
+
+
+def annotate(job: Job, generator, *, overlay: bool, max_pixels: int) -> Outcome:  # noqa: ANN001
+    """Process one image as every runner does (local, Ray actor): never raises for a bad
+    image or a failed generation; the reason goes into the outcome."""
+    try:
+        return Outcome(process_job(job, generator, overlay=overlay, max_pixels=max_pixels))
+    except ImageError as exc:
+        return Outcome(None, str(exc))
+    except Exception as exc:  # one bad image must not end a long run
+        return Outcome(None, f"generation failed: {type(exc).__name__}: {exc}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run's work: all jobs, those still to do, and where errors are listed."""
+
+    jobs: list[Job]
+    todo: list[Job]
+    errors_path: Path
+    bad_links: int
+
+
+def plan_run(inputs: Sequence[str | os.PathLike], out: Path, *, overlay: bool,
+             max_pixels: int) -> Plan:
+    """List the images, clear what a killed run left, start errors.jsonl afresh (with the
+    links that lead nowhere) and keep the jobs whose output is not complete."""
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+    out.mkdir(parents=True, exist_ok=True)
+    bad_links: list[tuple[Path, str]] = []
+    jobs = find_jobs(inputs, out, bad_links)
+    for folder in {out, *(j.json_path.parent for j in jobs)}:
+        remove_stale_temps(folder)  # what a killed run was writing
+    errors_path = out / ERRORS
+    write_atomic(errors_path, b"")
+    for path, reason in bad_links:  # inputs too, though no image can be read from them
+        _log_line(errors_path, path, path.name, reason)
+    todo = [j for j in jobs if not is_done(j, overlay)]
+    return Plan(jobs, todo, errors_path, len(bad_links))
+
+
+def finish_run(out: Path, plan: Plan, processed: int, failed: int, masks: int,
+               seconds: float) -> AutoSummary:
+    """The summary of a run, also written to summary.json."""
+    summary = AutoSummary(len(plan.jobs) + plan.bad_links, processed,
+                          len(plan.jobs) - len(plan.todo), failed + plan.bad_links, masks,
+                          seconds)
+    write_atomic(out / SUMMARY, json.dumps(summary.to_dict(), indent=2).encode())
+    return summary
+
+
 def run_auto(
     inputs: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -207,48 +306,29 @@ def run_auto(
     images that lead nowhere) go to errors.jsonl (rewritten each run: a rerun retries them)
     and are counted in the summary, which is also written to summary.json.
     """
-    if max_pixels < 1:
-        raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    bad_links: list[tuple[Path, str]] = []
-    jobs = find_jobs(inputs, out, bad_links)
-    for folder in {out, *(j.json_path.parent for j in jobs)}:
-        remove_stale_temps(folder)  # what a killed run was writing
-    errors_path = out / ERRORS
-    write_atomic(errors_path, b"")
-    for path, reason in bad_links:  # inputs too, though no image can be read from them
-        _log_line(errors_path, path, path.name, reason)
-    todo = [j for j in jobs if not is_done(j, overlay)]
-    skipped = len(jobs) - len(todo)
-    processed = masks = 0
-    failed = len(bad_links)
+    plan = plan_run(inputs, out, overlay=overlay, max_pixels=max_pixels)
+    processed = masks = failed = 0
     t0 = time.perf_counter()
-    with _progress(progress) as bar:
-        task = bar.add_task("auto", total=len(jobs), completed=skipped, masks=0, rate=0.0)
-        for job in todo:
-            try:
-                n = process_job(job, generator, overlay=overlay, max_pixels=max_pixels)
-            except ImageError as exc:
-                _log_error(errors_path, job, str(exc))
-                failed += 1
-            except Exception as exc:  # one bad image must not end a long run
-                _log_error(errors_path, job, f"generation failed: {type(exc).__name__}: {exc}")
+    with progress_bar(progress) as bar:
+        task = bar.add_task("auto", total=len(plan.jobs), completed=len(plan.jobs) -
+                            len(plan.todo), masks=0, rate=0.0)
+        for job in plan.todo:
+            res = annotate(job, generator, overlay=overlay, max_pixels=max_pixels)
+            if res.error is not None:
+                log_error(plan.errors_path, job, res.error)
                 failed += 1
             else:
                 processed += 1
-                masks += n
+                masks += res.masks
                 if on_image is not None:
-                    on_image(job, n)
+                    on_image(job, res.masks)
             rate = (processed + failed) / max(time.perf_counter() - t0, 1e-9)
             bar.update(task, advance=1, masks=masks, rate=rate)
-    summary = AutoSummary(len(jobs) + len(bad_links), processed, skipped, failed, masks,
-                          time.perf_counter() - t0)
-    write_atomic(out / SUMMARY, json.dumps(summary.to_dict(), indent=2).encode())
-    return summary
+    return finish_run(out, plan, processed, failed, masks, time.perf_counter() - t0)
 
 
-def _progress(enabled: bool):  # noqa: ANN202
+def progress_bar(enabled: bool):  # noqa: ANN202
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

@@ -7,17 +7,20 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from ..data.types import Sample
 from . import rle
-from .models import Image, Mask, ReviewState
+from .models import Image, Mask, MaskSource, ReviewState
 from .store import Project
 
 
 def accepted(q):  # noqa: ANN001, ANN201 - a SQLAlchemy select over Mask
-    """Restrict a select over Mask to accepted masks: live and not rejected by a reviewer."""
-    return q.where(Mask.deleted_at.is_(None), Mask.review_state != ReviewState.rejected.value)
+    """Restrict a select over Mask to accepted masks: live and not rejected by a reviewer;
+    an automatic mask (made by no person) only once a reviewer approved it."""
+    return q.where(Mask.deleted_at.is_(None), Mask.review_state != ReviewState.rejected.value,
+                   or_(Mask.source != MaskSource.automatic.value,
+                       Mask.review_state == ReviewState.approved.value))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .models import Interaction, Mask, ModelVersion
+from .models import Interaction, Mask, MaskSource, ModelVersion
 from .project_dataset import accepted
 from .rounds import served_version
 
@@ -18,7 +18,8 @@ from .rounds import served_version
 class RoundStats:
     """One model version and the annotation it served. Masks are counted for the version
     that served when they were made (accepted: live, not rejected); seconds and clicks
-    add up every interaction of a mask (creation and later edits)."""
+    add up every interaction of a mask (creation and later edits). Automatic masks (stage
+    3, no person's effort) are not counted."""
 
     version_id: int
     round: int
@@ -42,12 +43,16 @@ class RoundStats:
         return {**asdict(self), "masks_per_image": self.masks_per_image}
 
 
+def _annotated(q):  # noqa: ANN001, ANN202 - a select over Mask
+    return accepted(q).where(Mask.source != MaskSource.automatic.value)
+
+
 def round_stats(s: Session) -> list[RoundStats]:
     """Every model version in round order, with the annotation statistics of its masks."""
-    counts = {v: (n, im) for v, n, im in s.execute(accepted(
+    counts = {v: (n, im) for v, n, im in s.execute(_annotated(
         select(Mask.model_version_id, func.count(Mask.id), func.count(Mask.image_id.distinct()))
         .where(Mask.model_version_id.is_not(None)).group_by(Mask.model_version_id)))}
-    effort = {v: (sec, clicks) for v, sec, clicks in s.execute(accepted(
+    effort = {v: (sec, clicks) for v, sec, clicks in s.execute(_annotated(
         select(Mask.model_version_id, func.sum(Interaction.seconds),
                func.sum(Interaction.n_clicks))
         .join(Interaction, Interaction.mask_id == Mask.id)

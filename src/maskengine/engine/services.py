@@ -227,8 +227,11 @@ def create_mask(
     s: Session, *, image_id: int, counts: str | Sequence[int] | rle.Encoded, author: User,
     source: MaskSource = MaskSource.manual, model_version_id: int | None = None,
     predicted_iou: float | None = None, interaction: InteractionData | None = None,
-    category_id: int | None = None,
+    category_id: int | None = None, stability_score: float | None = None,
+    meta: dict | None = None,
 ) -> Mask:
+    """A new mask of image `image_id`. `meta`: the provenance of a proposed (pre-filled or
+    automatic) mask, stored as JSON with its `stability_score`."""
     image = get_image(s, image_id=image_id)
     check_category(s, category_id)
     if model_version_id is not None and s.get(ModelVersion, model_version_id) is None:
@@ -236,6 +239,7 @@ def create_mask(
                            f"model version {model_version_id} does not exist")
     mask = Mask(image_id=image.id, source=MaskSource(source).value, author_id=author.id,
                 model_version_id=model_version_id, predicted_iou=predicted_iou,
+                stability_score=stability_score, meta_json=json.dumps(meta or {}),
                 category_id=category_id)
     _set_shape(mask, _encoded(counts, image))
     s.add(mask)

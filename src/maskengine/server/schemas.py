@@ -280,6 +280,7 @@ class MaskPublic(BaseModel):
     source: str
     model_version_id: int | None
     predicted_iou: float | None
+    stability_score: float | None = None
     author_id: int | None
     updated_by_id: int | None = Field(description="who made the latest change")
     review_state: str

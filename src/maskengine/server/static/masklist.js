@@ -31,10 +31,22 @@ export function renderMaskList(ann, masks, className = () => null) {
     const label = document.createElement("span");
     const iou = m.predicted_iou === null ? "" : ` · IoU ${m.predicted_iou.toFixed(2)}`;
     const cls = className(m.category_id);
+    const stab = m.stability_score == null ? "" : ` · stab ${m.stability_score.toFixed(2)}`;
     label.textContent = `#${m.id}${cls ? ` · ${cls}` : ""} · ${m.area} px · ${m.source}${iou}`
-      + ` · ${m.review_state}`;
+      + `${stab} · ${m.review_state}`;
     li.classList.toggle("hidden-mask", ann.hidden.has(m.id));
-    li.append(swatch, label, eye);
+    // Stage 3: made by no person; set apart until a reviewer approves or rejects it.
+    const automatic = m.source === "automatic";
+    li.classList.toggle("automatic", automatic);
+    if (automatic) {
+      const tag = document.createElement("span");
+      tag.className = "tag-auto";
+      tag.textContent = "AUTO";
+      tag.title = "automatic mask (stage 3): no person made it; review it";
+      li.append(swatch, tag, label, eye);
+    } else {
+      li.append(swatch, label, eye);
+    }
     li.addEventListener("click", () => ann.select(ann.masks[i]));
     list.append(li);
   });
