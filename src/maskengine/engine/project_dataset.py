@@ -11,13 +11,15 @@ from sqlalchemy import select
 
 from ..data.types import Sample
 from . import rle
-from .models import Image, Mask, ReviewState
+from .models import Image, Mask, PrefillState, ReviewState
 from .store import Project
 
 
 def accepted(q):  # noqa: ANN001, ANN201 - a SQLAlchemy select over Mask
-    """Restrict a select over Mask to accepted masks: live and not rejected by a reviewer."""
-    return q.where(Mask.deleted_at.is_(None), Mask.review_state != ReviewState.rejected.value)
+    """Restrict a select over Mask to accepted masks: live, not rejected by a reviewer, and
+    not a pre-filled mask still waiting for a person's decision."""
+    return q.where(Mask.deleted_at.is_(None), Mask.review_state != ReviewState.rejected.value,
+                   Mask.prefill_state != PrefillState.proposed.value)
 
 
 @dataclass(frozen=True)
