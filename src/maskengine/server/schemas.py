@@ -252,6 +252,9 @@ class RoundRow(BaseModel):
     val_miou1: float | None = Field(description="validation mIoU after 1 click")
     val_noc90: float | None = Field(description="validation clicks to IoU 0.9")
     train_seconds: float | None
+    det_ap50: float | None = Field(None, description="validation AP50 of the detector "
+                                   "retrained after this round (stage 2)")
+    det_recall: float | None = Field(None, description="its validation recall at IoU 0.5")
 
 
 class RoundLast(BaseModel):
@@ -281,7 +284,8 @@ class RoundsOut(BaseModel):
     error: str | None = Field(description="why the last round started here failed")
     log: list[str] = Field(description="progress lines of the running or last round")
     defaults: dict[str, int | float] = Field(description="steps and lr a round uses when not given")
-    phase: Literal["starting", "training", "validating", "registering", "cancelling"] | None = (
+    phase: Literal["starting", "training", "validating", "registering", "detector",
+                   "cancelling"] | None = (
         Field(description="what the running round does now (None: none runs)"))
     progress: RoundProgress | None = Field(
         description="training progress of the running round, or where the last one stopped")

@@ -7,7 +7,8 @@ import { Panel } from "./panel.js";
 const POLL_MS = 2000;
 const PHASES = {
   starting: "preparing", training: "training", validating: "validating the new and the served model",
-  registering: "registering the new version", cancelling: "cancelling at the next step",
+  registering: "registering the new version", detector: "retraining the detector (stage 2)",
+  cancelling: "cancelling at the next step",
 };
 
 const $ = (sel) => document.querySelector(sel);
