@@ -261,6 +261,9 @@ def train(
         "with PROJECT and --replay: share of training samples from the replayed data")),
     force: bool = typer.Option(False, "--force", help=(
         "with PROJECT: promote the round even with no validation masks to compare on")),
+    detector: bool | None = typer.Option(None, "--detector/--no-detector", help=(
+        "with PROJECT: retrain the stage-2 detector after the round (default: when the "
+        "project has one)")),
 ) -> None:
     """Train or fine-tune a model with simulated interaction; resumes a run folder.
 
@@ -270,9 +273,9 @@ def train(
     got worse (without validation masks it is not promoted unless --force).
     A running `maskengine serve` switches to a promoted model by itself."""
     if project is None:
-        if replay is not None or force:
-            raise typer.BadParameter("--replay and --force apply to a project round: give "
-                                     "PROJECT")
+        if replay is not None or force or detector is not None:
+            raise typer.BadParameter("--replay, --force and --detector apply to a project "
+                                     "round: give PROJECT")
         from .training.trainer import train as run_training
 
         path = run_training(config)
@@ -286,6 +289,7 @@ def train(
         fields = set(config.to_dict())
         training = round_training_config({k: getattr(config, k) for k in given & fields})
         round_cfg = RoundConfig(training=training, force=force, replay_fraction=replay_fraction,
+                                detector=detector,
                                 replay="auto" if replay is None else (
                                     None if replay == "none" else replay))
         proj = Project.open(project)
@@ -375,7 +379,8 @@ def auto(
         raise typer.Exit(1)
 
 
-from . import cli_data  # noqa: E402,F401 - registers the data-maintenance commands
+# Register the data-maintenance and the stage-2 (pre-fill) commands on this app.
+from . import cli_data, cli_stage2  # noqa: E402,F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 from ..engine.models import Image, Mask
@@ -26,6 +27,8 @@ def mask_public(mask: Mask) -> MaskPublic:
         predicted_iou=mask.predicted_iou, author_id=mask.author_id,
         updated_by_id=mask.updated_by_id,
         review_state=mask.review_state, category_id=mask.category_id, version=mask.version,
+        stability_score=mask.stability_score, prefill_state=mask.prefill_state,
+        meta=json.loads(mask.meta_json or "{}"),
         created_at=mask.created_at,
         updated_at=mask.updated_at, deleted=mask.deleted_at is not None,
     )
