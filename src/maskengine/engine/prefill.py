@@ -214,7 +214,7 @@ def prefill_stats(s) -> dict:  # noqa: ANN001
     """Pre-filled masks by state, and the people's decisions: count, seconds in all."""
     states = dict(s.execute(select(Mask.prefill_state, func.count(Mask.id))
                             .where(Mask.prefill_state != "").group_by(Mask.prefill_state)).all())
-    decisions = {k: {"count": int(n), "seconds": round(float(sec or 0.0), 1)}
+    decisions = {k: {"count": int(n), "seconds": round(float(sec or 0.0), 3)}
                  for k, n, sec in s.execute(
                      select(Interaction.kind, func.count(Interaction.id),
                             func.sum(Interaction.seconds))

@@ -322,6 +322,10 @@ def delete_mask(s: Session, *, mask_id: int, expected_version: int, user: User) 
     mask = get_mask(s, mask_id=mask_id)
     may_change(mask, user)
     _check_version(mask, expected_version)
+    if mask.prefill_state == PrefillState.proposed.value:
+        # Deleting a proposed pre-fill is rejecting it (kept as the detector's negative).
+        return decide_prefill(s, mask_id=mask_id, expected_version=expected_version,
+                              user=user, decision="reject")
     with s.no_autoflush:
         mask.deleted_at = mask.updated_at = utcnow()
         _log(mask, "delete", user)

@@ -21,18 +21,23 @@ function overlay(bits, w, h, [r, g, b], alpha) {
   return c;
 }
 
-/** The mask's boundary pixels (inside, with a 4-neighbour outside) as an opaque layer. */
-function outline(bits, w, h, [r, g, b]) {
+/** The mask's boundary pixels (inside, with a 4-neighbour outside) as an opaque layer;
+ * `dashed` leaves gaps (runs of 4 pixels on, 4 off along the diagonals): the look of a
+ * pre-filled mask that waits for a person's decision. */
+function outline(bits, w, h, [r, g, b], dashed = false) {
   const edge = new Uint8Array(bits.length);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const i = y * w + x;
+      if (dashed && ((x + y) >> 2) % 2) continue;
       if (bits[i] && (x === 0 || y === 0 || x === w - 1 || y === h - 1
           || !bits[i - 1] || !bits[i + 1] || !bits[i - w] || !bits[i + w])) edge[i] = 1;
     }
   }
   return overlay(edge, w, h, [r, g, b], 255);
 }
+
+const PROPOSED_FILL = 90; // of 255: a pre-filled mask's fill is fainter than a saved one's
 
 export function maskColor(index) {
   return PALETTE[index % PALETTE.length];
@@ -91,8 +96,9 @@ export class Annotator {
     this.masks = records.map((m, i) => {
       const bits = decode(m.counts, h, w);
       const color = maskColor(i);
-      return { ...m, bits, color, fill: overlay(bits, w, h, color, 255),
-        edge: outline(bits, w, h, color) };
+      const proposed = m.prefill_state === "proposed";
+      return { ...m, bits, color, fill: overlay(bits, w, h, color, proposed ? PROPOSED_FILL : 255),
+        edge: outline(bits, w, h, color, proposed) };
     });
     const ids = new Set(records.map((m) => m.id));
     for (const id of this.hidden) if (!ids.has(id)) this.hidden.delete(id);
