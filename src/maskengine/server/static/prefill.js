@@ -62,23 +62,22 @@ export class Prefill {
       interaction: r ? r.interaction : { events: [], n_clicks: 1, seconds } };
     if (decision === "edit") body.counts = r.counts;
     this.sending = true;
+    let said = null;
     try {
       await this.api.post(`/masks/${m.id}/prefill`, body);
       const done = { confirm: "confirmed", edit: "edited", reject: "rejected" }[decision];
-      this.hooks.status(`pre-filled mask #${m.id} ${done} (${body.interaction.seconds.toFixed(1)} s)`);
+      said = `pre-filled mask #${m.id} ${done} (${body.interaction.seconds.toFixed(1)} s)`;
       this.hooks.ann.clear();
     } catch (err) {
-      if (err.status === 409) { this.sending = false; return this.hooks.conflict(m.id, `the ${decision}`); }
-      this.hooks.status(`${decision} failed: ${err.message}`, true);
-    } finally {
       this.sending = false;
+      if (err.status === 409) return this.hooks.conflict(m.id, `the ${decision}`);
+      return this.hooks.status(`${decision} failed: ${err.message}`, true);
     }
     await this.hooks.reload();
-    if (decision !== "edit") this.selectNextQuietly();
-  }
-
-  selectNextQuietly() {
-    if (this.proposed().length) this.next();
+    this.sending = false;
+    // Said once the list shows the decision; then on to the next proposal.
+    if (decision !== "edit" && this.proposed().length) this.next();
+    this.hooks.status(said);
   }
 
   async refresh() {
