@@ -16,13 +16,13 @@ class DetectorConfig:
     layers: int = field(default=3, metadata={"help": "3x3 conv layers of the head"})
     upsample: int = field(default=2, metadata={
         "help": "output grid = embedding grid x this (1 or 2): finer centres"})
-    steps: int = field(default=800, metadata={"help": "training steps"})
+    steps: int = field(default=600, metadata={"help": "training steps"})
     batch_size: int = field(default=8, metadata={"help": "images per training step"})
     lr: float = field(default=3e-3, metadata={"help": "peak learning rate (AdamW, cosine)"})
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW weight decay"})
     size_weight: float = field(default=1.0, metadata={"help": "loss weight of log box size"})
     offset_weight: float = field(default=1.0, metadata={"help": "loss weight of the offset"})
-    sigma_fraction: float = field(default=0.15, metadata={
+    sigma_fraction: float = field(default=0.3, metadata={
         "help": "heat-map Gaussian sigma as a share of the box's short side (cells)"})
     negative_weight: float = field(default=4.0, metadata={
         "help": "extra loss weight where rejected pre-fills were centred (hard negatives)"})
