@@ -12,7 +12,8 @@ import pytest
 
 HELP = Path(__file__).parent / "fixtures" / "cli_help"
 COMMANDS = ["root", "info", "init", "classes", "check", "snapshot", "diff", "add-images",
-            "add-user", "export", "serve", "train", "status", "eval", "auto"]
+            "add-user", "export", "serve", "train", "status", "eval", "auto", "detector",
+            "prefill"]
 HEAVY = ("torch", "numpy", "cv2", "sqlalchemy", "fastapi", "maskengine.generator")
 
 
@@ -36,7 +37,7 @@ def test_help_text_is_unchanged(command):
 
 
 @pytest.mark.parametrize("args", [[], ["train"], ["auto"], ["eval"], ["serve"], ["export"],
-                                  ["check"], ["classes"]])
+                                  ["check"], ["classes"], ["prefill"], ["detector"]])
 def test_help_loads_nothing_heavy(args):
     code = ("import sys; from maskengine.cli import app\n"
             f"try: app({[*args, '--help']!r})\n"

@@ -52,10 +52,11 @@ def detector(
     device: str = typer.Option("cpu", "--device", help="where the model computes embeddings"),
     config: Any = None,
 ) -> None:
-    """Train the project's stage-2 detector now: one "object" class, on the boxes of the
-    accepted masks of the train split (rejected pre-fills as negatives), on the served
-    model's image embeddings; prints its AP50 and recall on the validation images. Once a
-    project has a detector, every round (`maskengine train PROJECT`) retrains it."""
+    """Train the stage-2 detector on the accepted masks; print its validation AP50, recall.
+
+    One "object" class, on the boxes of the accepted masks of the train split (rejected
+    pre-fills as negatives), on the served model's image embeddings. Once a project has a
+    detector, every round (`maskengine train PROJECT`) retrains it."""
     from .engine.detectors import DetectorError, train_detector
 
     proj, seg = _served(project, device)
@@ -96,11 +97,12 @@ def prefill(
     device: str = typer.Option("cpu", "--device", help="where the model runs"),
     config: Any = None,
 ) -> None:
-    """Pre-fill confident masks (stage 2): the detector finds objects on each image not
-    labelled yet, the served model segments each box, and the masks that pass the
-    confidence filters are stored as proposals that annotators confirm, edit or reject in
-    the page. Idempotent: images the current detector pre-filled are skipped, so a killed
-    run resumes."""
+    """Pre-fill confident masks (stage 2) for people to confirm, edit or reject.
+
+    The detector finds objects on each image not labelled yet, the served model segments
+    each box, and the masks that pass the confidence filters are stored as proposals that
+    annotators confirm, edit or reject in the page. Idempotent: images the current detector
+    pre-filled are skipped, so a killed run resumes."""
     from .engine.detectors import DetectorError
     from .engine.prefill import prefill_project
 
