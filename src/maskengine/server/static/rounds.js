@@ -128,6 +128,8 @@ export class RoundsPanel extends Panel {
         cell(fmt(r.val_miou1, 3), "num"), cell(fmt(r.val_noc90, 2), "num"),
         cell(fmt(r.train_seconds, 0), "num"),
         cell(state), cell(r.note || "", "note"),
+        cell(r.det_ap50 === null || r.det_ap50 === undefined ? "–"
+          : `${fmt(r.det_ap50, 3)} / ${fmt(r.det_recall, 3)}`, "num"),
       );
       body.append(tr);
     }
