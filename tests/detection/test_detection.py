@@ -84,6 +84,7 @@ def _peak(prob: torch.Tensor, box: torch.Tensor) -> float:
     return float(prob[cy - 1:cy + 2, cx - 1:cx + 2].max())
 
 
+@pytest.mark.slow
 def test_head_learns_objects_and_rejected_look_alikes() -> None:
     rng = np.random.default_rng(0)
     cfg = DetectorConfig(hidden=16, layers=1, steps=150, batch_size=4, lr=1e-2, flip=False,
