@@ -7,7 +7,7 @@ TORCH_PIN := torch==2.13.0
 
 .PHONY: setup system-packages test lint bench bench-reference bench-generator bench-data-engine demo clean \
 	bench-mobile-sam train-bundled train-bundled-gpu bench-finetune-recipes bench-stage3 bench-prompts \
-	bench-auto-ray
+	bench-auto-ray bench-stage2
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -54,6 +54,11 @@ bench-generator: .venv-ref/.installed
 bench-data-engine: setup
 	$(BIN)/pip install --quiet -e '.[server,bench]'
 	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/data_engine.py
+
+# Stage 2 (pre-fill) against stage 1 alone on the same images, simulated annotator; a few minutes.
+bench-stage2: setup
+	$(BIN)/pip install --quiet -e '.[server,bench]'
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/stage2.py
 
 # Which fine-tuning recipe a round uses: candidates on an unseen family, one thread each.
 bench-finetune-recipes: setup

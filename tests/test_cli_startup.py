@@ -13,7 +13,7 @@ import pytest
 HELP = Path(__file__).parent / "fixtures" / "cli_help"
 COMMANDS = ["root", "info", "init", "classes", "check", "snapshot", "diff", "add-images",
             "add-user", "export", "serve", "train", "status", "eval", "auto", "import-auto",
-            "stats", "drift", "evalset", "prompts"]
+            "stats", "drift", "evalset", "prompts", "detector", "prefill"]
 HEAVY = ("torch", "numpy", "cv2", "sqlalchemy", "fastapi", "maskengine.generator", "ray")
 
 
@@ -38,7 +38,8 @@ def test_help_text_is_unchanged(command):
 
 @pytest.mark.parametrize("args", [[], ["train"], ["auto"], ["import-auto"], ["eval"],
                                   ["serve"], ["export"], ["check"], ["classes"], ["stats"],
-                                  ["drift"], ["evalset"], ["prompts"]])
+                                  ["drift"], ["evalset"], ["prompts"], ["prefill"],
+                                  ["detector"]])
 def test_help_loads_nothing_heavy(args):
     code = ("import sys; from maskengine.cli import app\n"
             f"try: app({[*args, '--help']!r})\n"

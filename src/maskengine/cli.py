@@ -264,6 +264,9 @@ def train(
     evalset: str | None = typer.Option(None, "--evalset", help=(
         "with PROJECT: validate on this named evaluation set (default: the project's "
         "default set if it has one, else its validation images)")),
+    detector: bool | None = typer.Option(None, "--detector/--no-detector", help=(
+        "with PROJECT: retrain the stage-2 detector after the round (default: when the "
+        "project has one)")),
 ) -> None:
     """Train or fine-tune a model with simulated interaction; resumes a run folder.
 
@@ -273,9 +276,9 @@ def train(
     got worse (without validation masks it is not promoted unless --force).
     A running `maskengine serve` switches to a promoted model by itself."""
     if project is None:
-        if replay is not None or force or evalset:
-            raise typer.BadParameter("--replay, --force and --evalset apply to a project "
-                                     "round: give PROJECT")
+        if replay is not None or force or evalset or detector is not None:
+            raise typer.BadParameter("--replay, --force, --evalset and --detector apply to a "
+                                     "project round: give PROJECT")
         from .training.trainer import train as run_training
 
         path = run_training(config)
@@ -290,6 +293,7 @@ def train(
         training = round_training_config({k: getattr(config, k) for k in given & fields})
         round_cfg = RoundConfig(training=training, force=force, replay_fraction=replay_fraction,
                                 evalset=evalset,
+                                detector=detector,
                                 replay="auto" if replay is None else (
                                     None if replay == "none" else replay))
         proj = Project.open(project)
@@ -330,7 +334,7 @@ def evaluate(config: Any) -> None:
 # `python -m maskengine.cli`, this file is `__main__`: the import of `maskengine.cli` at the
 # end registers them there.
 if __name__ != "__main__":
-    from . import cli_auto, cli_data, cli_quality  # noqa: F401
+    from . import cli_auto, cli_data, cli_quality, cli_stage2  # noqa: F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

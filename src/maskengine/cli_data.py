@@ -260,4 +260,6 @@ def status(
     console.print(table)
     for r in rows:
         line = f"round {r.round}, version {r.version_id} ({r.name})"
+        if r.det_ap50 is not None:
+            line += f"; detector AP50 {r.det_ap50:.3f}, recall {fmt(r.det_recall, '.3f')}"
         console.print(f"{line}: {r.note}" if r.note else line, soft_wrap=False)

@@ -27,6 +27,7 @@ from ..masks import check_rle
 from .categories import coco_categories, list_categories
 from .export_config import ExportConfig
 from .models import Image, Mask, ReviewState
+from .project_dataset import accepted
 from .store import Project, file_sha256
 
 
@@ -99,14 +100,14 @@ ExportRows = list[tuple[ExportImage, list[ExportMask]]]
 
 
 def current_rows(project: Project, skipped: list[str] | None = None) -> ExportRows:
-    """Every image with its accepted masks (live, not rejected), by id. A stored mask that
+    """Every image with its accepted masks (live, not rejected, not a pre-fill waiting for
+    a person), by id. A stored mask that
     cannot be exported is left out and named in `skipped`."""
     skipped = [] if skipped is None else skipped
     with project.session() as s:
         out = []
         for image in s.scalars(select(Image).order_by(Image.id)):
-            mq = (select(Mask).where(Mask.image_id == image.id, Mask.deleted_at.is_(None),
-                                     Mask.review_state != ReviewState.rejected.value)
+            mq = (accepted(select(Mask).where(Mask.image_id == image.id))
                   .options(selectinload(Mask.interactions)).order_by(Mask.id))
             entry = ExportImage(id=image.id, path=image.path, width=image.width,
                                 height=image.height, split=image.split, sha256=image.sha256)

@@ -46,6 +46,17 @@ class ReviewState(str, enum.Enum):
     rejected = "rejected"
 
 
+class PrefillState(str, enum.Enum):
+    """Where a pre-filled mask (stage 2) stands. Only confirmed and edited ones are accepted
+    masks (trained on, exported); proposed ones wait for a person; rejected ones are
+    soft-deleted and kept as the detector's negatives. Other masks hold ""."""
+
+    proposed = "proposed"
+    confirmed = "confirmed"
+    edited = "edited"
+    rejected = "rejected"
+
+
 class ImageStatus(str, enum.Enum):
     todo = "todo"
     done = "done"
@@ -147,6 +158,8 @@ class Mask(Base):
     deleted_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+    # "" unless the mask was pre-filled (stage 2): then a PrefillState value.
+    prefill_state: Mapped[str] = mapped_column(String(20), default="", server_default="")
     # Optimistic locking: every UPDATE checks and bumps it, so a save based on a stale copy
     # fails instead of overwriting someone else's edit.
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -162,8 +175,42 @@ class Mask(Base):
     __mapper_args__ = {"version_id_col": version}
 
 
+class DetectorVersion(Base):
+    """A one-class "object" detector (stage 2) trained on the accepted masks' boxes; it reads
+    the image embeddings of model version `model_version_id`, so it serves that version
+    only. `weights` is relative to the project when inside it; `metrics_json` holds the
+    training figures and AP50 / recall on the validation images."""
+
+    __tablename__ = "detector_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    config_json: Mapped[str] = mapped_column(Text)
+    weights: Mapped[str] = mapped_column(Text)
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    metrics_json: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PrefilledImage(Base):
+    """An image a detector version has pre-filled (so a second run skips it): boxes
+    detected, masks proposed, seconds taken."""
+
+    __tablename__ = "prefilled_images"
+    __table_args__ = (UniqueConstraint("image_id", "detector_version_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    detector_version_id: Mapped[int] = mapped_column(ForeignKey("detector_versions.id"))
+    detections: Mapped[int] = mapped_column(Integer)
+    proposed: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Interaction(Base):
-    """The prompts and strokes that made (kind "create") or changed (kind "edit") a mask.
+    """The prompts and strokes that made (kind "create") or changed (kind "edit") a mask, or a
+    person's decision on a pre-filled one (kind "confirm" or "reject"; an edit of a
+    pre-filled mask is an "edit").
     `events_json` is a JSON list of {"t": seconds since start, "type": ...} records."""
 
     __tablename__ = "interactions"

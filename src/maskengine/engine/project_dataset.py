@@ -11,16 +11,18 @@ from sqlalchemy import or_, select
 
 from ..data.types import Sample
 from . import rle
-from .models import Image, Mask, MaskSource, ReviewState
+from .models import Image, Mask, MaskSource, PrefillState, ReviewState
 from .store import Project
 
 
 def accepted(q):  # noqa: ANN001, ANN201 - a SQLAlchemy select over Mask
     """Restrict a select over Mask to accepted masks: live and not rejected by a reviewer;
-    an automatic mask (made by no person) only once a reviewer approved it."""
+    an automatic mask (made by no person) only once a reviewer approved it; a pre-filled mask
+    not while it waits for a person's decision."""
     return q.where(Mask.deleted_at.is_(None), Mask.review_state != ReviewState.rejected.value,
                    or_(Mask.source != MaskSource.automatic.value,
-                       Mask.review_state == ReviewState.approved.value))
+                       Mask.review_state == ReviewState.approved.value),
+                   Mask.prefill_state != PrefillState.proposed.value)
 
 
 @dataclass(frozen=True)

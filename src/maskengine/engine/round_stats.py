@@ -34,6 +34,8 @@ class RoundStats:
     val_miou1: float | None
     val_noc90: float | None
     train_seconds: float | None
+    det_ap50: float | None = None  # the detector retrained after this round (stage 2)
+    det_recall: float | None = None
 
     @property
     def masks_per_image(self) -> float | None:
@@ -73,5 +75,7 @@ def round_stats(s: Session) -> list[RoundStats]:
             clicks_per_mask=float(clicks) / n if n and clicks is not None else None,
             val_miou1=val.get("miou@1"), val_noc90=val.get("noc@90"),
             train_seconds=metrics.get("train", {}).get("seconds"),
+            det_ap50=metrics.get("detector", {}).get("val", {}).get("ap50"),
+            det_recall=metrics.get("detector", {}).get("val", {}).get("recall50"),
         ))
     return out

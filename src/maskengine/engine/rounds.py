@@ -11,7 +11,10 @@ A round (`run_round`):
    comparison is fair);
 4. registers the new version with its metrics, and promotes it unless its validation
    1-point mIoU fell or its NoC@90 rose (beyond `tolerance`); a running server polls the
-   store and switches to a newly promoted version without a restart.
+   store and switches to a newly promoted version without a restart;
+5. once the project uses stage 2 (it has a detector), retrains the detector on the served
+   model's embeddings and all accepted masks, and adds its validation AP50 / recall to the
+   round's metrics (`RoundConfig.detector`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from ..atomic import atomic_open, write_atomic
 from ..config import SamConfig
+from ..detection.config import DetectorConfig
 from ..training.config import StopTraining, TrainingConfig
 from .models import ModelVersion, utcnow
 from .project_dataset import ProjectDataset
@@ -92,6 +96,10 @@ class RoundConfig:
     # Validate on this named evaluation set (`maskengine evalset`) instead of the
     # validation split; None: the project's default set when it has one, else the split.
     evalset: str | None = None
+    # Retrain the stage-2 detector after the round: None (auto) when the project has one
+    # already, True always, False never.
+    detector: bool | None = None
+    detector_config: DetectorConfig = field(default_factory=DetectorConfig)
 
     def __post_init__(self) -> None:
         if self.max_val_images < 1 or self.max_clicks < 1:
@@ -256,6 +264,13 @@ def _run_round(project: Project, cfg: RoundConfig, progress: bool,
     on_phase("registering")
     mv_id = _register(project, start, weights, metrics, promoted, note)
     log(f"round {start.number}: version {mv_id}: {note}")
+    if _wants_detector(project, cfg):
+        try:
+            on_phase("detector")
+        except RoundCancelled:  # the version is registered already: keep it, skip this
+            log(f"round {start.number}: cancelled before the detector was retrained")
+        else:
+            metrics = _retrain_detector(project, cfg, mv_id, metrics, log)
     return RoundResult(version_id=mv_id, round=start.number, promoted=promoted, note=note,
                        metrics=metrics, weights=weights)
 
@@ -400,3 +415,38 @@ def _register(project: Project, start: _RoundStart, weights: Path, metrics: dict
         if promoted:
             promote(s, mv)
         return mv.id
+
+
+# -- stage 2: the detector follows the rounds ----------------------------------------------------
+def _wants_detector(project: Project, cfg: RoundConfig) -> bool:
+    if cfg.detector is not None:
+        return cfg.detector
+    from .models import DetectorVersion
+
+    with project.session() as s:
+        return s.scalar(select(DetectorVersion.id).limit(1)) is not None
+
+
+def _retrain_detector(project: Project, cfg: RoundConfig, mv_id: int, metrics: dict,
+                      log: Callable[[str], None]) -> dict:
+    """Train the detector on the served model (the new version when promoted) and record
+    its figures in the new version's metrics ("detector")."""
+    from .detectors import DetectorError, train_detector, version_segmenter
+
+    with project.session() as s:
+        served_id = served_version(s).id
+    seg = version_segmenter(project, served_id, cfg.training.device or "cpu")
+    try:
+        res = train_detector(project, cfg.detector_config, segmenter=seg,
+                             max_val_images=cfg.max_val_images, log=log)
+    except DetectorError as exc:
+        log(f"detector not retrained: {exc}")
+        return metrics
+    finally:
+        seg.close()
+    metrics = {**metrics, "detector": {"id": res.detector_id,
+                                       "model_version_id": res.model_version_id,
+                                       **res.metrics}}
+    with project.session() as s:
+        s.get(ModelVersion, mv_id).metrics_json = json.dumps(metrics)
+    return metrics

@@ -160,6 +160,16 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class BoxMask:
+    """The model's mask for one box prompt: H x W bool, its predicted IoU and its
+    stability score (IoU of the masks at logit thresholds +offset and -offset)."""
+
+    mask: np.ndarray
+    iou: float
+    stability: float
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Which network serves the annotators: a registered name, or a config file + checkpoint."""
 
@@ -312,6 +322,40 @@ class Segmenter:
                             self.model.config.image_size, box, view,
                             self.model.mask_threshold)
         return shown, low_np, iou[0].cpu().numpy()
+
+    @torch.inference_mode()
+    def decode_boxes(self, image: ImageRef, boxes: np.ndarray, *, multimask: bool = False,
+                     stability_offset: float = 1.0, batch: int = 16) -> list[BoxMask]:
+        """One mask per box (N x 4, x0 y0 x1 y1 original-frame pixels) on the image's cached
+        embedding; with `multimask`, the candidate of highest predicted IoU. Runs on the
+        decoder thread, like `predict`."""
+        feats = self.embedding(image).to(self.model.device)
+        return self._decoder.submit(self._decode_boxes, feats, image,
+                                    np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+                                    multimask, stability_offset, batch).result()
+
+    @torch.inference_mode()
+    def _decode_boxes(self, feats: torch.Tensor, image: ImageRef, boxes: np.ndarray,
+                      multimask: bool, offset: float, batch: int) -> list[BoxMask]:
+        from ..masks import stability_score
+
+        size = (image.height, image.width)
+        input_size = preprocess_shape(*size, self.model.config.image_size)
+        thr = self.model.mask_threshold
+        out: list[BoxMask] = []
+        for s in range(0, len(boxes), batch):
+            b = torch.as_tensor(self.transform.apply_boxes(boxes[s:s + batch], size),
+                                dtype=torch.float32, device=self.model.device)
+            low, iou = self.model.decode(feats, None, b, None, multimask, self._dense_pe)
+            best = iou.argmax(1)
+            rows = torch.arange(len(b))
+            logits = self.model.postprocess_masks(low[rows, best][:, None], input_size,
+                                                  size)[:, 0]
+            stab = stability_score(logits, thr, offset)
+            for k in range(len(b)):
+                out.append(BoxMask(mask=(logits[k] > thr).cpu().numpy(),
+                                   iou=float(iou[k, best[k]]), stability=float(stab[k])))
+        return out
 
     def close(self) -> None:
         self._decoder.shutdown(wait=True)

@@ -25,6 +25,7 @@ from .models import (
     MaskChange,
     MaskSource,
     ModelVersion,
+    PrefillState,
     ReviewState,
     Role,
     User,
@@ -98,7 +99,8 @@ def _filtered(q, which: str, category_id: int | None = None):  # noqa: ANN001, A
         return q.where(Image.status == which)
     if which == "review":
         pending = (select(Mask.id).where(Mask.image_id == Image.id, Mask.deleted_at.is_(None),
-                                         Mask.review_state == ReviewState.pending.value))
+                                         Mask.review_state == ReviewState.pending.value,
+                                         Mask.prefill_state != PrefillState.proposed.value))
         return q.where(pending.exists())
     return q
 
@@ -118,7 +120,9 @@ def list_images(s: Session, *, offset: int = 0, limit: int = 100,
     """Images in queue order (by id), restricted by `which` (IMAGE_FILTERS) and
     `category_id`, with their numbers of live masks and of live masks waiting for review."""
     live = (select(Mask.image_id, func.count(Mask.id).label("n"),
-                   func.sum(case((Mask.review_state == ReviewState.pending.value, 1), else_=0))
+                   func.sum(case(((Mask.review_state == ReviewState.pending.value)
+                                  & (Mask.prefill_state != PrefillState.proposed.value), 1),
+                                 else_=0))
                    .label("pending"))
             .where(Mask.deleted_at.is_(None)).group_by(Mask.image_id).subquery())
     rows = s.execute(_filtered(
@@ -228,23 +232,27 @@ def create_mask(
     source: MaskSource = MaskSource.manual, model_version_id: int | None = None,
     predicted_iou: float | None = None, interaction: InteractionData | None = None,
     category_id: int | None = None, stability_score: float | None = None,
-    meta: dict | None = None,
+    meta: dict | None = None, proposed: bool = False,
 ) -> Mask:
     """A new mask of image `image_id`. `meta`: the provenance of a proposed (pre-filled or
-    automatic) mask, stored as JSON with its `stability_score`."""
+    automatic) mask, stored as JSON with its `stability_score`. With `proposed` (a pre-filled
+    mask, stage 2) it waits for a person's decision (`decide_prefill`): it has no author yet
+    and is not an accepted mask; `author` is logged as the one who ran the pre-fill."""
     image = get_image(s, image_id=image_id)
     check_category(s, category_id)
     if model_version_id is not None and s.get(ModelVersion, model_version_id) is None:
         raise InvalidField(("body", "model_version_id"),
                            f"model version {model_version_id} does not exist")
-    mask = Mask(image_id=image.id, source=MaskSource(source).value, author_id=author.id,
+    mask = Mask(image_id=image.id, source=MaskSource(source).value,
+                author_id=None if proposed else author.id,
                 model_version_id=model_version_id, predicted_iou=predicted_iou,
                 stability_score=stability_score, meta_json=json.dumps(meta or {}),
+                prefill_state=PrefillState.proposed.value if proposed else "",
                 category_id=category_id)
     _set_shape(mask, _encoded(counts, image))
     s.add(mask)
     _record(mask, "create", interaction, author, model_version_id)
-    _log(mask, "create", author)
+    _log(mask, "create", author, detail="prefill" if proposed else "")
     s.flush()
     return mask
 
@@ -255,6 +263,8 @@ def may_change(mask: Mask, user: User) -> None:
     or rejected them."""
     if user.role in (Role.reviewer.value, Role.admin.value):
         return
+    if mask.prefill_state == PrefillState.proposed.value:
+        return  # a pre-filled mask waits for whichever annotator opens the image
     if mask.author_id != user.id:
         raise Forbidden(f"mask {mask.id} was made by another user; an annotator changes only "
                         "their own masks (a reviewer or an admin may change any)")
@@ -294,6 +304,11 @@ def update_mask(
     mask = get_mask(s, mask_id=mask_id)
     may_change(mask, user)
     _check_version(mask, expected_version)
+    if mask.prefill_state == PrefillState.proposed.value and counts is not None:
+        # Changing a proposed pre-fill's shape is the "edit" decision.
+        return decide_prefill(s, mask_id=mask_id, expected_version=expected_version,
+                              user=user, decision="edit", counts=counts,
+                              interaction=interaction, model_version_id=model_version_id)
     # No flush before ours: one in the middle (a lazy load) would meet a concurrent
     # writer's version outside `_flush` and end the request with a 500.
     with s.no_autoflush:
@@ -317,6 +332,10 @@ def delete_mask(s: Session, *, mask_id: int, expected_version: int, user: User) 
     mask = get_mask(s, mask_id=mask_id)
     may_change(mask, user)
     _check_version(mask, expected_version)
+    if mask.prefill_state == PrefillState.proposed.value:
+        # Deleting a proposed pre-fill is rejecting it (kept as the detector's negative).
+        return decide_prefill(s, mask_id=mask_id, expected_version=expected_version,
+                              user=user, decision="reject")
     with s.no_autoflush:
         mask.deleted_at = mask.updated_at = utcnow()
         _log(mask, "delete", user)
@@ -335,5 +354,51 @@ def review_mask(
         mask.reviewer_id = reviewer.id
         mask.updated_at = utcnow()
         _log(mask, "review", reviewer, detail=mask.review_state)
+    _flush(s, mask_id)
+    return mask
+
+
+# -- pre-filled masks (stage 2) ------------------------------------------------------------
+PREFILL_DECISIONS = {"confirm": PrefillState.confirmed, "edit": PrefillState.edited,
+                     "reject": PrefillState.rejected}
+
+
+def decide_prefill(
+    s: Session, *, mask_id: int, expected_version: int, user: User, decision: str,
+    counts: str | Sequence[int] | None = None, interaction: InteractionData | None = None,
+    model_version_id: int | None = None,
+) -> Mask:
+    """A person's decision on a proposed pre-filled mask: "confirm" it as it is, "edit" it
+    (new `counts`), or "reject" it. Confirmed and edited masks become the person's accepted
+    masks (pending review like any other); a rejected one is soft-deleted and stays a
+    negative example for the detector. The interaction (seconds, clicks) is recorded with
+    kind "confirm", "edit" or "reject". Conflict when the mask is no longer proposed (someone
+    decided first) or `expected_version` is stale."""
+    if decision not in PREFILL_DECISIONS:
+        raise InvalidField(("body", "decision"), f"decision must be one of "
+                           f"{', '.join(PREFILL_DECISIONS)}, got {decision!r}")
+    if (decision == "edit") != (counts is not None):
+        raise InvalidField(("body", "counts"), "an edit needs the new counts; confirm and "
+                           "reject take none")
+    mask = get_mask(s, mask_id=mask_id)
+    if mask.prefill_state != PrefillState.proposed.value:
+        what = f"is {mask.prefill_state}" if mask.prefill_state else "was not pre-filled"
+        raise Conflict(f"mask {mask_id} {what}; only a proposed pre-filled mask can be "
+                       "confirmed, edited or rejected")
+    _check_version(mask, expected_version)
+    state = PREFILL_DECISIONS[decision]
+    with s.no_autoflush:
+        if counts is not None:
+            _set_shape(mask, _encoded(counts, mask.image))
+        mask.prefill_state = state.value
+        mask.updated_at = utcnow()
+        if state is PrefillState.rejected:
+            mask.deleted_at = mask.updated_at
+        else:
+            mask.author_id = user.id
+        _record(mask, decision, interaction or InteractionData(n_clicks=1), user,
+                model_version_id or mask.model_version_id)
+        _log(mask, "delete" if state is PrefillState.rejected else "edit", user,
+             detail=decision)
     _flush(s, mask_id)
     return mask

@@ -173,6 +173,66 @@ class SimulatedAnnotator:
         return ImageResult(image_id=image_id, objects=objects)
 
 
+# -- stage 2: a person deciding on pre-filled masks ---------------------------------------------
+@dataclass(frozen=True)
+class PrefillReview:
+    """What the simulated annotator did with an image's pre-filled masks: the IoU of each
+    proposal with its closest true object, the confirmed and rejected mask ids, and which
+    true objects the confirmed ones cover (the rest are still to label)."""
+
+    ious: list[float]
+    confirmed: list[int]
+    rejected: list[int]
+    covered: list[int]  # indices into the ground truth
+
+    @property
+    def decisions(self) -> int:
+        return len(self.confirmed) + len(self.rejected)
+
+
+def review_prefills(project: Project, image_id: int, gt_masks: np.ndarray, user_name: str, *,
+                    iou_target: float = 0.75, seconds_per_decision: float = 1.0
+                    ) -> PrefillReview:
+    """Confirm each proposed pre-fill of the image whose IoU with a true object (one not
+    covered by an earlier confirmed mask, best matches first) is at least `iou_target`,
+    reject the others; each decision is one click and `seconds_per_decision` seconds,
+    through `services.decide_prefill` as the page's C and X keys do."""
+    from sqlalchemy import select
+
+    from .models import Mask, PrefillState
+
+    with project.session() as s:
+        props = [(m.id, m.version, rle.decode(m.rle_counts, m.image.height, m.image.width))
+                 for m in s.scalars(select(Mask).where(
+                     Mask.image_id == image_id, Mask.deleted_at.is_(None),
+                     Mask.prefill_state == PrefillState.proposed.value).order_by(Mask.id))]
+    if not props:
+        return PrefillReview([], [], [], [])
+    ious = (mask_iou(np.stack([p[2] for p in props])[:, None], gt_masks[None])
+            if len(gt_masks) else np.zeros((len(props), 0)))
+    best = [float(row.max()) if row.size else 0.0 for row in ious]
+    taken: set[int] = set()
+    confirmed, rejected = [], []
+    pairs = sorted(((ious[i, j], i, j) for i in range(len(props))
+                    for j in range(ious.shape[1])), reverse=True)
+    match: dict[int, int] = {}
+    for v, i, j in pairs:
+        if v >= iou_target and i not in match and j not in taken:
+            match[i] = j
+            taken.add(j)
+    with project.session() as s:
+        user = s.scalar(select(User).where(User.name == user_name))
+        if user is None:
+            raise ValueError(f"user {user_name!r} does not exist in the project")
+        for i, (mask_id, version, _m) in enumerate(props):
+            decision = "confirm" if i in match else "reject"
+            services.decide_prefill(s, mask_id=mask_id, expected_version=version, user=user,
+                                    decision=decision, interaction=services.InteractionData(
+                                        events=[], n_clicks=1, seconds=seconds_per_decision))
+            (confirmed if i in match else rejected).append(mask_id)
+    return PrefillReview(best, confirmed, rejected, sorted(taken))
+
+
 # -- a project of synthetic scenes, for tests and the data-engine benchmark -------------------
 @dataclass(frozen=True)
 class SyntheticProject:

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..engine import rle
-from ..engine.models import Image, ImageStatus, Mask, ReviewState
+from ..engine.models import Image, ImageStatus, Mask
+from ..engine.project_dataset import accepted
 from ..engine.rounds import load_version, served_version
 from ..engine.segmenter import ImageRef, Segmenter
 from ..engine.store import Project
@@ -137,8 +138,7 @@ def _load(project: Project) -> list[tuple[Image, list[Mask]]]:
     with project.session() as s:
         images = list(s.scalars(select(Image).order_by(Image.id)))
         masks = s.scalars(
-            select(Mask).where(Mask.deleted_at.is_(None),
-                               Mask.review_state != ReviewState.rejected.value)
+            accepted(select(Mask))
             .options(selectinload(Mask.interactions)).order_by(Mask.id))
         by_image: dict[int, list[Mask]] = {im.id: [] for im in images}
         for m in masks:

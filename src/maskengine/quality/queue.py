@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..engine.models import Mask, ReviewState
+from ..engine.models import Mask, PrefillState, ReviewState
 from ..engine.store import Project
 
 SUSPECT_SCORE = 0.5
@@ -59,7 +59,8 @@ def load_scores(project: Project) -> dict[int, tuple[float, list[str]]]:
 
 def review_queue(s: Session, scores: dict[int, tuple[float, list[str]]],
                  limit: int = 50) -> ReviewQueue:
-    live = Mask.deleted_at.is_(None)
+    # A pre-filled mask waiting for an annotator's decision is not up for review yet.
+    live = Mask.deleted_at.is_(None) & (Mask.prefill_state != PrefillState.proposed.value)
     pending = list(s.execute(select(Mask.id, Mask.image_id, Mask.version).where(
         live, Mask.review_state == ReviewState.pending.value).order_by(Mask.id)))
     items = [QueueItem(mid, iid, ver, *scores.get(mid, (None, []))) for mid, iid, ver in pending]

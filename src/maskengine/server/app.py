@@ -25,8 +25,9 @@ from ..engine.store import Project
 from ..threads import set_process_threads
 from .deps import AppState
 from .limits import BodyLimit, validation_error
+from .prefill_runner import PrefillRunner
 from .round_runner import NoRound, RoundRunner
-from .routes import categories, images, masks, review, rounds, system
+from .routes import categories, images, masks, prefill, review, rounds, system
 from .settings import ServerSettings
 from .watcher import ModelWatcher, segmenter_for
 
@@ -76,6 +77,7 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
         app.state.app_state = state
         app.state.watcher = watcher = ModelWatcher(state, settings.model_poll)
         app.state.rounds = runner = RoundRunner(state.project, on_promoted=watcher.check)
+        app.state.prefill = prefiller = PrefillRunner(state.project, lambda: state.segmenter)
         watcher.start()
         try:
             yield
@@ -85,6 +87,7 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
             with suppress(NoRound):
                 runner.cancel()
             runner.join(timeout=5)
+            prefiller.join(timeout=5)  # stops after the image in flight at most
             watcher.stop()
             state.close()
 
@@ -95,7 +98,7 @@ def create_app(project_dir: str | os.PathLike, settings: ServerSettings | None =
         lifespan=lifespan,
     )
     for router in (system.router, images.router, masks.router, rounds.router,
-                   categories.router, review.router):
+                   categories.router, review.router, prefill.router):
         app.include_router(router, prefix="/api")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, validation_error)

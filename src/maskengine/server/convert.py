@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 from ..engine.models import Image, Mask
@@ -27,6 +28,8 @@ def mask_public(mask: Mask) -> MaskPublic:
         author_id=mask.author_id,
         updated_by_id=mask.updated_by_id,
         review_state=mask.review_state, category_id=mask.category_id, version=mask.version,
+        prefill_state=mask.prefill_state,
+        meta=json.loads(mask.meta_json or "{}"),
         created_at=mask.created_at,
         updated_at=mask.updated_at, deleted=mask.deleted_at is not None,
     )

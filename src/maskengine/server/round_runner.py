@@ -64,7 +64,7 @@ class TrainProgress:
 @dataclass(frozen=True)
 class RunnerState:
     """A consistent snapshot of the runner (times are UTC). phase: None when idle, else
-    "starting", "training", "validating", "registering" or "cancelling"."""
+    "starting", "training", "validating", "registering", "detector" or "cancelling"."""
 
     running: bool
     started_at: dt.datetime | None

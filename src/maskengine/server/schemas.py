@@ -285,6 +285,11 @@ class MaskPublic(BaseModel):
     updated_by_id: int | None = Field(description="who made the latest change")
     review_state: str
     category_id: int | None = None
+    prefill_state: str = Field("", description="pre-filled masks (stage 2): proposed, "
+                               "confirmed, edited or rejected; '' for other masks")
+    meta: dict = Field(default_factory=dict, description="provenance of a proposed mask "
+                       "(detector version and score of a pre-filled one, generator settings of an "
+                       "automatic one)")
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -365,6 +370,9 @@ class RoundRow(BaseModel):
     val_miou1: float | None = Field(description="validation mIoU after 1 click")
     val_noc90: float | None = Field(description="validation clicks to IoU 0.9")
     train_seconds: float | None
+    det_ap50: float | None = Field(None, description="validation AP50 of the detector "
+                                   "retrained after this round (stage 2)")
+    det_recall: float | None = Field(None, description="its validation recall at IoU 0.5")
 
 
 class RoundLast(BaseModel):
@@ -394,8 +402,50 @@ class RoundsOut(BaseModel):
     error: str | None = Field(description="why the last round started here failed")
     log: list[str] = Field(description="progress lines of the running or last round")
     defaults: dict[str, int | float] = Field(description="steps and lr a round uses when not given")
-    phase: Literal["starting", "training", "validating", "registering", "cancelling"] | None = (
+    phase: Literal["starting", "training", "validating", "registering", "detector",
+                   "cancelling"] | None = (
         Field(description="what the running round does now (None: none runs)"))
     progress: RoundProgress | None = Field(
         description="training progress of the running round, or where the last one stopped")
     cancelled: bool = Field(description="the last round started here was cancelled")
+
+
+# -- stage 2: pre-filling ----------------------------------------------------------------------
+class PrefillIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    images: list[DbId] | None = Field(None, max_length=100_000, description=(
+        "image ids to pre-fill (default: every image of the train split not marked done)"))
+
+
+class DetectorPublic(BaseModel):
+    id: int
+    name: str
+    model_version_id: int
+    ap50: float | None = Field(description="validation AP at IoU 0.5")
+    recall50: float | None = Field(description="validation recall at IoU 0.5")
+
+
+class PrefillOut(BaseModel):
+    running: bool
+    phase: Literal["starting", "detector", "prefilling"] | None = Field(
+        description="detector: training a detector first (the served model had none)")
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    done: int = Field(description="images pre-filled by the running (or last) run")
+    total: int
+    last: dict | None = Field(description="summary of the last run: images, skipped, "
+                              "detections, proposed, seconds, detector_id")
+    error: str | None
+    detector: DetectorPublic | None = Field(description="the served model's detector")
+    stats: dict = Field(description="pre-filled masks by state; decisions (count, seconds)")
+
+
+class DecisionIn(BaseModel):
+    """A person's decision on a proposed pre-filled mask."""
+
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["confirm", "edit", "reject"]
+    version: DbInt = Field(description="the version you decided on; a stale one gives 409")
+    counts: Counts | None = Field(None, description="the edited mask (edit only)")
+    interaction: InteractionIn | None = Field(
+        None, description="the seconds (and clicks) the decision took")

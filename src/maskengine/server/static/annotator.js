@@ -12,6 +12,8 @@ const PALETTE = [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [2
 const WORK_COLOR = [30, 144, 255];
 const DRAG_MIN = 5; // pixels on screen before a press becomes a box
 
+const PROPOSED_FILL = 90; // of 255: a pre-filled mask's fill is fainter than a saved one's
+
 export function maskColor(index) {
   return PALETTE[index % PALETTE.length];
 }
@@ -75,8 +77,9 @@ export class Annotator {
     this.masks = records.map((m, i) => {
       const bits = decode(m.counts, h, w);
       const color = maskColor(i);
-      return { ...m, bits, color, fill: overlay(bits, w, h, color, 255),
-        edge: outline(bits, w, h, color) };
+      const proposed = m.prefill_state === "proposed";
+      return { ...m, bits, color, fill: overlay(bits, w, h, color, proposed ? PROPOSED_FILL : 255),
+        edge: outline(bits, w, h, color, proposed) };
     });
     const ids = new Set(records.map((m) => m.id));
     for (const id of this.hidden) if (!ids.has(id)) this.hidden.delete(id);

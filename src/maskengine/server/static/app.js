@@ -7,6 +7,7 @@ import { keepDraft, restoreDraft } from "./drafts.js";
 import { ImageList } from "./images.js";
 import { Zoom } from "./zoom.js";
 import { markSelected, renderMaskList } from "./masklist.js";
+import { Prefill, isProposed } from "./prefill.js";
 import { RoundsPanel } from "./rounds.js";
 import { ReviewQueue } from "./review.js";
 
@@ -65,6 +66,12 @@ class App {
       status: (text, error) => this.status(text, error),
       reload: () => this.reloadMasks(),
     });
+    this.prefill = new Prefill(api, {
+      ann: this.ann,
+      status: (text, error) => this.status(text, error),
+      reload: () => (this.image ? this.reloadMasks() : null),
+      conflict: (id, what) => this.conflict(id, what),
+    });
     document.addEventListener("keydown", (e) => this.onKey(e));
     $("#next").addEventListener("click", () => this.step(false));
     $("#prev").addEventListener("click", () => this.step(true));
@@ -111,6 +118,7 @@ class App {
       await this.classes.load();
       $("#user").textContent = `${me.name} (${me.role})`;
       this.rounds.setAdmin(me.role === "admin");
+      this.prefill.setAdmin(me.role === "admin");
       this.review.setRole(me.role);
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) return showLogin("token refused");
@@ -292,6 +300,11 @@ class App {
     if (this.saving) return; // Enter pressed twice while the first save is on its way
     const r = this.ann.result();
     if (!r) return this.status("nothing to accept", true);
+    if (isProposed(r.editing)) {
+      // A pre-filled mask: saved unchanged it is confirmed, changed it is edited.
+      const changed = r.interaction.n_clicks > 0;
+      return this.prefill.decide(changed ? "edit" : "confirm", changed ? r : null);
+    }
     this.saving = true;
     try {
       if (r.editing) {
@@ -341,6 +354,7 @@ class App {
   async deleteSelected() {
     const m = this.ann.cur.editing;
     if (!m) return;
+    if (isProposed(m)) return this.prefill.decide("reject");
     try {
       await this.api.del(`/masks/${m.id}?version=${m.version}`);
       this.status(`deleted mask #${m.id}`);
@@ -407,6 +421,9 @@ class App {
       a: () => this.step(true),
       f: () => this.finishImage(),
       h: () => this.showMasks(!this.ann.showMasks),
+      p: () => this.prefill.next(),
+      c: () => this.prefill.decide("confirm"),
+      x: () => this.prefill.decide("reject"),
       0: () => this.zoom.reset(),
       v: () => this.setTool("prompt"),
       b: () => this.setTool("brush"),

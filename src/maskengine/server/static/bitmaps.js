@@ -17,12 +17,15 @@ export function overlay(bits, w, h, [r, g, b], alpha) {
   return c;
 }
 
-/** The mask's boundary pixels (inside, with a 4-neighbour outside) as an opaque layer. */
-export function outline(bits, w, h, [r, g, b]) {
+/** The mask's boundary pixels (inside, with a 4-neighbour outside) as an opaque layer;
+ * `dashed` leaves gaps (runs of 4 pixels on, 4 off along the diagonals): the look of a
+ * pre-filled mask that waits for a person's decision. */
+export function outline(bits, w, h, [r, g, b], dashed = false) {
   const edge = new Uint8Array(bits.length);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const i = y * w + x;
+      if (dashed && ((x + y) >> 2) % 2) continue;
       if (bits[i] && (x === 0 || y === 0 || x === w - 1 || y === h - 1
           || !bits[i - 1] || !bits[i + 1] || !bits[i - w] || !bits[i + w])) edge[i] = 1;
     }

@@ -35,18 +35,29 @@ export function renderMaskList(ann, masks, className = () => null) {
     label.textContent = `#${m.id}${cls ? ` · ${cls}` : ""} · ${m.area} px · ${m.source}${iou}`
       + `${stab} · ${m.review_state}`;
     li.classList.toggle("hidden-mask", ann.hidden.has(m.id));
+    li.classList.toggle("proposed", m.prefill_state === "proposed");
     // Stage 3: made by no person; set apart until a reviewer approves or rejects it.
     const automatic = m.source === "automatic";
     li.classList.toggle("automatic", automatic);
+    li.append(swatch);
     if (automatic) {
       const tag = document.createElement("span");
       tag.className = "tag-auto";
       tag.textContent = "AUTO";
       tag.title = "automatic mask (stage 3): no person made it; review it";
-      li.append(swatch, tag, label, eye);
-    } else {
-      li.append(swatch, label, eye);
+      li.append(tag);
     }
+    li.append(label);
+    if (m.prefill_state) {
+      // Pre-filled (stage 2): "pre-filled" while it waits, then what the person decided.
+      const tag = document.createElement("span");
+      tag.className = `tag prefill-${m.prefill_state}`;
+      tag.textContent = m.prefill_state === "proposed" ? "pre-filled" : `pre-filled, ${m.prefill_state}`;
+      const score = m.meta && m.meta.detector_score;
+      if (score !== undefined) tag.title = `detector score ${score.toFixed(2)}`;
+      li.append(tag);
+    }
+    li.append(eye);
     li.addEventListener("click", () => ann.select(ann.masks[i]));
     list.append(li);
   });

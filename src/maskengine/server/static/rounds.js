@@ -7,7 +7,8 @@ import { Panel } from "./panel.js";
 const POLL_MS = 2000;
 const PHASES = {
   starting: "preparing", training: "training", validating: "validating the new and the served model",
-  registering: "registering the new version", cancelling: "cancelling at the next step",
+  registering: "registering the new version", detector: "retraining the detector (stage 2)",
+  cancelling: "cancelling at the next step",
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -127,6 +128,8 @@ export class RoundsPanel extends Panel {
         cell(fmt(r.val_miou1, 3), "num"), cell(fmt(r.val_noc90, 2), "num"),
         cell(fmt(r.train_seconds, 0), "num"),
         cell(state), cell(r.note || "", "note"),
+        cell(r.det_ap50 === null || r.det_ap50 === undefined ? "–"
+          : `${fmt(r.det_ap50, 3)} / ${fmt(r.det_recall, 3)}`, "num"),
       );
       body.append(tr);
     }
