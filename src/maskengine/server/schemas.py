@@ -447,5 +447,13 @@ class DecisionIn(BaseModel):
     decision: Literal["confirm", "edit", "reject"]
     version: DbInt = Field(description="the version you decided on; a stale one gives 409")
     counts: Counts | None = Field(None, description="the edited mask (edit only)")
+    shape: ShapeIn | None = Field(None, description="instead of counts: the edit for the "
+                                  "server to make, as for PUT /masks/{id}")
     interaction: InteractionIn | None = Field(
         None, description="the seconds (and clicks) the decision took")
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> DecisionIn:
+        if self.counts is not None and self.shape is not None:
+            raise ValueError("give counts or shape, not both")
+        return self

@@ -12,6 +12,7 @@ from ...engine import services
 from ...engine.detectors import current_detector
 from ...engine.prefill import prefill_stats
 from ...engine.services import InteractionData
+from .. import shapes
 from ..convert import mask_public
 from ..deps import MaskId, SessionDep, StateDep, UserDep
 from ..prefill_runner import PrefillBusy, PrefillRunner
@@ -64,12 +65,18 @@ def start_prefill(request: Request, state: StateDep, session: SessionDep, user: 
 
 @router.post("/masks/{mask_id}/prefill", response_model=MaskPublic,
              responses={409: {"description": "decided already, or a stale version"}})
-def decide(mask_id: MaskId, body: DecisionIn, session: SessionDep, user: UserDep) -> MaskPublic:
-    """Confirm, edit (with the new counts) or reject a proposed pre-filled mask, with the
-    seconds (and clicks) it took; any annotator may decide."""
+def decide(mask_id: MaskId, body: DecisionIn, state: StateDep, session: SessionDep,
+           user: UserDep) -> MaskPublic:
+    """Confirm, edit (with the new counts, or the `shape` for the server to make) or reject
+    a proposed pre-filled mask, with the seconds (and clicks) it took; any annotator may
+    decide."""
+    counts = body.counts
+    if body.shape is not None:
+        old = services.get_mask(session, mask_id=mask_id)
+        counts = shapes.shape_mask(state, session, old.image, body.shape, base=old.rle_counts)
     inter = None if body.interaction is None else InteractionData(
         events=[e.model_dump(exclude_none=True) for e in body.interaction.events],
         n_clicks=body.interaction.n_clicks, seconds=body.interaction.seconds)
     return mask_public(services.decide_prefill(
         session, mask_id=mask_id, expected_version=body.version, user=user,
-        decision=body.decision, counts=body.counts, interaction=inter))
+        decision=body.decision, counts=counts, interaction=inter))

@@ -60,7 +60,7 @@ export class Prefill {
     const seconds = c.t0 === null ? 0 : (performance.now() - c.t0) / 1000;
     const body = { decision, version: m.version,
       interaction: r ? r.interaction : { events: [], n_clicks: 1, seconds } };
-    if (decision === "edit") body.counts = r.counts;
+    if (decision === "edit") body.shape = r.shape; // the server makes the full-res mask
     this.sending = true;
     let said = null;
     try {
