@@ -3,6 +3,7 @@ same weights along the resolution axis, side by side at equal CPU time.
 
     python benchmarks/resolution_study.py train  --runs /tmp/res --weights W   # resumable
     python benchmarks/resolution_study.py report --runs /tmp/res
+    python benchmarks/resolution_study.py final  --runs /tmp/res [--only p8]  # 20 clicks
     python benchmarks/resolution_study.py plot     # the PNG again from the saved JSON
 
 Arms (all from the same starting weights, the same recipe and scenes):
@@ -56,7 +57,8 @@ class Arm:
     extra: list[str] = field(default_factory=list)
 
 
-_TINY = MODEL_CONFIGS["tiny"]
+# The bundled tiny's TinyViT at the stride it had when the study ran (16).
+_TINY = replace(MODEL_CONFIGS["tiny"], patch_size=16)
 ARMS = [
     Arm("p16", "16x16 tokens, 64x64 logits, loss at 64 (today)", _TINY, 64, 600),
     Arm("p16L", "16x16 tokens, 64x64 logits, loss at 256", _TINY, 256, 390),
@@ -136,20 +138,44 @@ def report(runs: Path, weights: Path, every: float, images: int) -> dict:
     return out
 
 
+def final(runs: Path, images: int, only: list[str]) -> dict:
+    """The full protocol (`maskengine eval`: 20 clicks, NoC, sizes, IoU head) on each arm's
+    last weights, added to the saved JSON."""
+    from maskengine.evaluation_job import EvalConfig, run_evaluation
+
+    result = json.loads((RESULTS / "resolution_study.json").read_text())
+    for arm in ARMS:
+        if (only and arm.name not in only) or arm.name not in result["candidates"]:
+            continue
+        cfg = runs / f"{arm.name}.json"
+        cfg.write_text(json.dumps(arm.model.to_dict(), indent=1))
+        res = run_evaluation(EvalConfig(model=str(cfg), checkpoint=str(runs / arm.name /
+                                                                       "model.pt"),
+                                        num_images=images, data_seed=1000, threads=1),
+                             progress=False)
+        result["candidates"][arm.name]["final_eval"] = {
+            k: res[k] for k in ("objects", "default", "oracle", "iou_head", "by_size")}
+        print(arm.name, {k: round(v, 3) for k, v in res["default"].items()}, flush=True)
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("job", choices=["train", "report", "plot"])
+    ap.add_argument("job", choices=["train", "report", "final", "plot"])
     ap.add_argument("--runs", type=Path, default=Path("runs/resolution"))
     ap.add_argument("--weights", type=Path, default=Path("src/maskengine/weights/tiny.pt"),
                     help="starting weights of every arm")
     ap.add_argument("--minutes", type=float, default=50.0, help="train: CPU minutes cap")
     ap.add_argument("--every", type=float, default=5.0, help="report: minutes between marks")
     ap.add_argument("--images", type=int, default=50, help="report: unseen scenes")
-    ap.add_argument("--only", nargs="*", default=[], help="train: these arms only")
+    ap.add_argument("--only", nargs="*", default=[], help="train, final: these arms only")
     args = ap.parse_args()
     png = RESULTS / "resolution_study.png"
     if args.job == "train":
         train(args.runs, args.weights, args.minutes, args.only)
+        return
+    if args.job == "final":
+        write_results("resolution_study", final(args.runs, args.images, args.only))
         return
     if args.job == "plot":
         plot(json.loads((RESULTS / "resolution_study.json").read_text()), png)
