@@ -62,7 +62,10 @@ def test_a_big_picture_is_answered_at_screen_size_and_saved_at_full_size(browser
     assert res["mask_box"] == [0, 0, W, H]
     w, h = sent["predict"]["display"]["size"]
     assert res["mask_size"] == [h, w] and w <= 1200 and h <= 800  # the canvas on screen
-    assert nbytes < 100_000  # three candidates of a 27-megapixel picture
+    # Three candidates of a 27-megapixel picture: the model's low-res logits (fixed by the
+    # model) plus masks at the screen's size, whatever the picture's.
+    logits = sum(len(c["low_res"]) for c in res["candidates"])
+    assert nbytes - logits < 40_000
     tinted = _pixel(page, CX, CY)
     assert tinted[:3] != raw[:3] and tinted[2] > raw[2]  # the blue of the mask being made
     assert _pixel(page, 200, 200) == far  # far from the object: untouched
