@@ -21,17 +21,28 @@
 # after 30 warmup steps, /10 at 60% and 85% of 900 steps, 37 CPU minutes (254 in all).
 # Config docs/results/tiny_train_config_phase4.json, curve
 # docs/results/tiny_train_metrics_phase4_every20.jsonl. The shipped weights are its step 900.
+# Phase 5 -- stride 8 (32 x 32 embedding, 128 x 128 logits; `tiny` is registered at stride 8
+# since then, and the stride-16 weights load into it unchanged). First the resolution study's
+# p8 arm from the phase-4 weights (benchmarks/resolution_study.py, one thread, 200 steps, data
+# seed 7, loss at 128), then two processes from its weights with the loss at 256 x 256, new
+# scenes (data seed 8), lr 5e-4 after 20 warmup steps, /10 at 60% and 85% of 240 steps; 70
+# CPU minutes (about 340 in all). As run: started with --steps 360 and restarted at step 20
+# with 240 (before any learning-rate step). Config docs/results/tiny_train_config_phase5.json,
+# curve docs/results/tiny_train_metrics_phase5_every20.jsonl. The shipped weights are its
+# step 240.
 # As run here: phase 2 started with --steps 4400 and was restarted at step 1840 (from its
 # saved state, before any learning-rate step) with --steps 3700, so its schedule is that of 3700.
 # Seeds: data stream 0 (scenes are a function of (seed, index)), prompts seed 0.
 set -e
 cd "$(dirname "$0")/../.."
 RUN=${RUN:-runs/tiny}
+# Phases 1-4 ran at stride 16: `tiny` at that stride (the registered `tiny` is stride 8 now).
+S16=docs/results/tiny_s16_config.json
 .venv/bin/python benchmarks/model_study.py train --runs "$(dirname "$RUN")/study" --minutes 30 \
   --only tvit16
 mkdir -p "$RUN" && cp -r "$(dirname "$RUN")/study/tvit16/." "$RUN/"
 OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc-per-node 2 \
-  .venv/bin/maskengine train --out "$RUN" --model tiny \
+  .venv/bin/maskengine train --out "$RUN" --model "$S16" \
   --data synthetic --data-seed 0 --num-images 1000000 --scene-size 256 --seed 0 \
   --steps ${STEPS:-3700} --batch-size 4 --masks-per-image 8 --points 4 --mask-only 1 \
   --box-prob 0.3 --grad-iterations 2 --loss-size 64 --lr 0.0015 --warmup-steps 50 \
@@ -40,15 +51,25 @@ OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc
 # Phase 3 (PHASE2 = the weights phase 2 ended with: its $RUN/model.pt).
 PHASE2=${PHASE2:-$RUN/model.pt}
 OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc-per-node 2 \
-  .venv/bin/maskengine train --out "$RUN-phase3" --model tiny --checkpoint "$PHASE2" \
+  .venv/bin/maskengine train --out "$RUN-phase3" --model "$S16" --checkpoint "$PHASE2" \
   --no-freeze-batchnorm --data synthetic --data-seed 5 --num-images 1000000 --scene-size 256 \
   --seed 5 --steps 1800 --batch-size 4 --masks-per-image 8 --points 8 --mask-only 2 \
   --box-prob 0.3 --grad-iterations 2 --loss-size 64 --lr 0.001 --warmup-steps 50 \
   --first-decay 0.75 --second-decay 0.92 --threads 1 --checkpoint-every 40 --keep-checkpoints 5
 # Phase 4.
 OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc-per-node 2 \
-  .venv/bin/maskengine train --out "$RUN-phase4" --model tiny --checkpoint "$RUN-phase3/model.pt" \
+  .venv/bin/maskengine train --out "$RUN-phase4" --model "$S16" --checkpoint "$RUN-phase3/model.pt" \
   --no-freeze-batchnorm --data synthetic --data-seed 6 --num-images 1000000 --scene-size 256 \
   --seed 6 --steps 900 --batch-size 4 --masks-per-image 8 --points 8 --mask-only 2 \
   --box-prob 0.3 --grad-iterations 2 --loss-size 64 --lr 0.0005 --warmup-steps 30 \
   --first-decay 0.6 --second-decay 0.85 --threads 1 --checkpoint-every 40 --keep-checkpoints 3
+# Phase 5 (stride 8).
+.venv/bin/python benchmarks/resolution_study.py train --runs "$RUN-resolution" \
+  --weights "$RUN-phase4/model.pt" --only p8
+OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc-per-node 2 \
+  .venv/bin/maskengine train --out "$RUN-phase5" --model tiny \
+  --checkpoint "$RUN-resolution/p8/model.pt" --no-freeze-batchnorm --data synthetic \
+  --data-seed 8 --num-images 1000000 --scene-size 256 --seed 8 --steps 240 --batch-size 4 \
+  --masks-per-image 8 --points 8 --mask-only 2 --box-prob 0.3 --grad-iterations 2 \
+  --loss-size 256 --lr 0.0005 --warmup-steps 20 --first-decay 0.6 --second-decay 0.85 \
+  --threads 1 --checkpoint-every 20 --keep-checkpoints 3

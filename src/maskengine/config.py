@@ -142,10 +142,12 @@ MODEL_CONFIGS: dict[str, SamConfig] = {
     # MobileSAM (`mobile_sam.pt`): TinyViT encoder, the standard prompt encoder and decoder.
     "vit_t": SamConfig(tiny_vit=TinyViTConfig()),
     # The bundled model: small enough to train and run on a laptop CPU (a TinyViT encoder of
-    # 1.8M parameters, input 256, 16 x 16 embedding, prompt dim 128); weights in the package.
-    # Chosen by benchmarks/model_study.py: it learns fastest per CPU-minute (docs/training.md).
+    # 1.8M parameters, input 256, prompt dim 128); weights in the package. Chosen by
+    # benchmarks/model_study.py: it learns fastest per CPU-minute (docs/training.md). Stride 8
+    # (the last merge keeps the resolution): a 32 x 32 embedding and 128 x 128 mask logits,
+    # chosen by benchmarks/resolution_study.py over stride 16.
     "tiny": SamConfig(
-        image_size=256, patch_size=16, prompt_embed_dim=128, decoder_mlp_dim=512,
+        image_size=256, patch_size=8, prompt_embed_dim=128, decoder_mlp_dim=512,
         iou_head_hidden_dim=128,
         tiny_vit=TinyViTConfig(embed_dims=(32, 64, 128, 160), depths=(2, 2, 4, 2),
                                num_heads=(1, 2, 4, 5), window_sizes=(7, 8, 8, 8),
