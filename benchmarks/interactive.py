@@ -33,6 +33,7 @@ benchmark restarts itself with PASSIVE, which the server it starts inherits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -44,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -144,12 +146,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def over_http(model_name: str, requests: int, threads: int, clients_list: list[int]) -> dict:
-    res: dict = {}
+@contextlib.contextmanager
+def served(model_name: str, image: Path, threads: int) -> Iterator[tuple]:
+    """`maskengine serve` in a process of its own on a fresh project of one image: yields
+    (process, url, token) once it answers; stopped afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
         images = Path(tmp) / "images"
         images.mkdir()
-        shutil.copy(IMAGE, images / "image0.png")
+        shutil.copy(image, images / image.name)
         project, token = init_project(Path(tmp) / "project", images)
         project.close()
         port = free_port()
@@ -165,36 +169,42 @@ def over_http(model_name: str, requests: int, threads: int, clients_list: list[i
                         break
                 except httpx.TransportError:
                     time.sleep(0.2)
-            t0 = time.perf_counter()
-            httpx.post(f"{url}/api/images/1/embedding", timeout=600,
-                       headers={"Authorization": f"Bearer {token}"}).raise_for_status()
-            res["encoder_s"] = round(time.perf_counter() - t0, 2)
-            warm: list[float] = []
-            client_run(url, token, clicks(np.random.default_rng(1), 10), warm, [])
-            for n_clients in clients_list:
-                per = max(requests // n_clients, 25)
-                times: list[list[float]] = [[] for _ in range(n_clients)]
-                sizes: list[int] = []
-                ths = [threading.Thread(target=client_run, args=(
-                    url, token, clicks(np.random.default_rng(100 + k), per), times[k], sizes))
-                    for k in range(n_clients)]
-                cpu0 = cpu_seconds(proc.pid)
-                t0 = time.perf_counter()
-                for t in ths:
-                    t.start()
-                for t in ths:
-                    t.join()
-                wall = time.perf_counter() - t0
-                cpu1 = cpu_seconds(proc.pid)
-                flat = [x for ts in times for x in ts]
-                res[f"http_{n_clients}_clients"] = {
-                    **stats(flat), "requests_per_s": round(len(flat) / wall, 1),
-                    "server_cpu_ms_per_request": None if cpu0 is None or cpu1 is None
-                    else round((cpu1 - cpu0) * 1000 / len(flat), 2),
-                    "response_kb": round(float(np.mean(sizes)) / 1024, 1)}
+            yield proc, url, token
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
+
+
+def over_http(model_name: str, requests: int, threads: int, clients_list: list[int]) -> dict:
+    res: dict = {}
+    with served(model_name, IMAGE, threads) as (proc, url, token):
+        t0 = time.perf_counter()
+        httpx.post(f"{url}/api/images/1/embedding", timeout=600,
+                   headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+        res["encoder_s"] = round(time.perf_counter() - t0, 2)
+        warm: list[float] = []
+        client_run(url, token, clicks(np.random.default_rng(1), 10), warm, [])
+        for n_clients in clients_list:
+            per = max(requests // n_clients, 25)
+            times: list[list[float]] = [[] for _ in range(n_clients)]
+            sizes: list[int] = []
+            ths = [threading.Thread(target=client_run, args=(
+                url, token, clicks(np.random.default_rng(100 + k), per), times[k], sizes))
+                for k in range(n_clients)]
+            cpu0 = cpu_seconds(proc.pid)
+            t0 = time.perf_counter()
+            for t in ths:
+                t.start()
+            for t in ths:
+                t.join()
+            wall = time.perf_counter() - t0
+            cpu1 = cpu_seconds(proc.pid)
+            flat = [x for ts in times for x in ts]
+            res[f"http_{n_clients}_clients"] = {
+                **stats(flat), "requests_per_s": round(len(flat) / wall, 1),
+                "server_cpu_ms_per_request": None if cpu0 is None or cpu1 is None
+                else round((cpu1 - cpu0) * 1000 / len(flat), 2),
+                "response_kb": round(float(np.mean(sizes)) / 1024, 1)}
     return res
 
 
@@ -266,64 +276,43 @@ def size_over_http(model_name: str, path: Path, w: int, h: int, requests: int,
     """One client over HTTP: predict without and with `display`, then accept by counts and
     by shape."""
     res: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        images = Path(tmp) / "images"
-        images.mkdir()
-        shutil.copy(path, images / path.name)
-        project, token = init_project(Path(tmp) / "project", images)
-        project.close()
-        port = free_port()
-        cmd = [sys.executable, "-c", "from maskengine.cli import app; app()", "serve",
-               str(Path(tmp) / "project"), "--port", str(port), "--model", model_name,
-               "--threads", str(threads)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            while True:
-                try:
-                    if httpx.get(f"{url}/api/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
-                              timeout=600) as c:
-                c.post("/api/images/1/embedding").raise_for_status()
-                last: dict = {}
-                for name, display in (("full_resolution", None),
-                                      ("display", {"size": display_for(w, h)})):
-                    times, sizes, prev = [], [], None
-                    cpu0 = cpu_seconds(proc.pid)
-                    for i, pts in enumerate(size_clicks(w, h, requests + 2)):
-                        if i == 2:
-                            cpu0, times, sizes = cpu_seconds(proc.pid), [], []
-                        body = {"points": pts, "mask_input": prev if len(pts) > 1 else None,
-                                "display": display}
-                        t0 = time.perf_counter()
-                        r = c.post("/api/images/1/predict", json=body)
-                        times.append((time.perf_counter() - t0) * 1000)
-                        r.raise_for_status()
-                        sizes.append(len(r.content))
-                        prev = r.json()["candidates"][0]["low_res"]
-                        last[name] = r.json()
-                    cpu1 = cpu_seconds(proc.pid)
-                    res[f"predict_{name}"] = {
-                        **stats(times), "server_cpu_ms_per_request": None if cpu0 is None
-                        else round((cpu1 - cpu0) * 1000 / len(times), 2),
-                        "response_kb": round(float(np.mean(sizes)) / 1024, 1)}
-                full = last["full_resolution"]["candidates"][0]["counts"]
-                low = last["display"]["candidates"][0]["low_res"]
-                bodies = {"counts": {"counts": full}, "shape": {"shape": {"low_res": low}}}
-                for name, body in bodies.items():
-                    times = []
-                    for _ in range(max(3, requests // 4)):
-                        t0 = time.perf_counter()
-                        c.post("/api/images/1/masks", json=body).raise_for_status()
-                        times.append((time.perf_counter() - t0) * 1000)
-                    res[f"accept_{name}"] = {**stats(times), "request_kb": round(
-                        len(json.dumps(body)) / 1024, 1)}
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+    with served(model_name, path, threads) as (proc, url, token):
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                          timeout=600) as c:
+            c.post("/api/images/1/embedding").raise_for_status()
+            last: dict = {}
+            for name, display in (("full_resolution", None),
+                                  ("display", {"size": display_for(w, h)})):
+                times, sizes, prev = [], [], None
+                cpu0 = cpu_seconds(proc.pid)
+                for i, pts in enumerate(size_clicks(w, h, requests + 2)):
+                    if i == 2:
+                        cpu0, times, sizes = cpu_seconds(proc.pid), [], []
+                    body = {"points": pts, "mask_input": prev if len(pts) > 1 else None,
+                            "display": display}
+                    t0 = time.perf_counter()
+                    r = c.post("/api/images/1/predict", json=body)
+                    times.append((time.perf_counter() - t0) * 1000)
+                    r.raise_for_status()
+                    sizes.append(len(r.content))
+                    prev = r.json()["candidates"][0]["low_res"]
+                    last[name] = r.json()
+                cpu1 = cpu_seconds(proc.pid)
+                res[f"predict_{name}"] = {
+                    **stats(times), "server_cpu_ms_per_request": None if cpu0 is None
+                    else round((cpu1 - cpu0) * 1000 / len(times), 2),
+                    "response_kb": round(float(np.mean(sizes)) / 1024, 1)}
+            full = last["full_resolution"]["candidates"][0]["counts"]
+            low = last["display"]["candidates"][0]["low_res"]
+            bodies = {"counts": {"counts": full}, "shape": {"shape": {"low_res": low}}}
+            for name, body in bodies.items():
+                times = []
+                for _ in range(max(3, requests // 4)):
+                    t0 = time.perf_counter()
+                    c.post("/api/images/1/masks", json=body).raise_for_status()
+                    times.append((time.perf_counter() - t0) * 1000)
+                res[f"accept_{name}"] = {**stats(times), "request_kb": round(
+                    len(json.dumps(body)) / 1024, 1)}
     return res
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    """What `maskengine eval` measures, on which data, with which model."""
+class _ModelData:
+    """Which model, on which data (the fields `maskengine eval` and `maskengine prompts`
+    share)."""
 
     model: str | None = field(default=None, metadata={
         "help": "registered size or SamConfig JSON (default: tiny; with --project: the "
@@ -29,55 +30,11 @@ class EvalConfig:
     scene_size: int = field(default=256, metadata={"help": "synthetic scene side"})
     max_masks: int = field(default=0, metadata={"help": "masks per image (0: all)"})
     max_mask_fraction: float = field(default=0.9, metadata={"help": "drop larger masks"})
-    max_clicks: int = field(default=20, metadata={"help": "clicks per object at most"})
-    feed_mask: bool = field(default=True, metadata={"help": "feed back previous logits"})
-    proposals: bool = field(default=False, metadata={
-        "help": "also measure AR@100/1000 of the automatic mask generator"})
-    points_per_side: int = field(default=32, metadata={"help": "generator grid for AR@k"})
-    pred_iou_thresh: float = field(default=0.88, metadata={"help": "generator IoU filter"})
-    stability_score_thresh: float = field(default=0.95, metadata={
-        "help": "generator stability filter"})
     project: str | None = field(default=None, metadata={
-        "help": "a project folder: evaluate on its evaluation set --evalset"})
+        "help": "a project folder: use its evaluation set --evalset"})
     evalset: str | None = field(default=None, metadata={
         "help": "with --project: a named evaluation set (all its images and masks, as "
                 "frozen; --data, --num-images, --max-masks do not apply)"})
-    out: str | None = field(default=None, metadata={"help": "write the figures as JSON here"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: default)"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ..."})
-
-    def __post_init__(self) -> None:
-        if self.num_images < 1 or self.max_clicks < 1 or self.max_masks < 0:
-            raise ValueError("num_images and max_clicks must be >= 1, max_masks >= 0")
-        if bool(self.project) != bool(self.evalset):
-            raise ValueError("--project and --evalset go together: the evaluation set NAME "
-                             "of project PROJECT")
-
-
-@dataclass(frozen=True)
-class PromptStudyConfig:
-    """What `maskengine prompts` measures, on which data, with which model (the data and
-    model fields mean what they mean for `maskengine eval`)."""
-
-    model: str | None = field(default=None, metadata={
-        "help": "registered size or SamConfig JSON (default: tiny; with --project: the "
-                "project's served model)"})
-    checkpoint: str | None = field(default=None, metadata={
-        "help": "weights (default: the bundled ones for tiny)"})
-    data: str = field(default="synthetic", metadata={
-        "help": "'synthetic', 'synthetic:organic', an SA-1B folder, or a COCO instances JSON"})
-    coco_images: str | None = field(default=None, metadata={"help": "image folder for COCO"})
-    num_images: int = field(default=20, metadata={"help": "images evaluated"})
-    data_seed: int = field(default=1000, metadata={
-        "help": "synthetic seed (training uses 0: other seeds are unseen scenes)"})
-    scene_size: int = field(default=256, metadata={"help": "synthetic scene side"})
-    max_masks: int = field(default=0, metadata={"help": "masks per image (0: all)"})
-    max_mask_fraction: float = field(default=0.9, metadata={"help": "drop larger masks"})
-    project: str | None = field(default=None, metadata={
-        "help": "a project folder: study its evaluation set --evalset"})
-    evalset: str | None = field(default=None, metadata={
-        "help": "with --project: a named evaluation set"})
-    seed: int = field(default=0, metadata={"help": "seed of the points drawn inside objects"})
     out: str | None = field(default=None, metadata={"help": "write the figures as JSON here"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: default)"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, ..."})
@@ -88,6 +45,32 @@ class PromptStudyConfig:
         if bool(self.project) != bool(self.evalset):
             raise ValueError("--project and --evalset go together: the evaluation set NAME "
                              "of project PROJECT")
+
+
+@dataclass(frozen=True)
+class EvalConfig(_ModelData):
+    """What `maskengine eval` measures, on which data, with which model."""
+
+    max_clicks: int = field(default=20, metadata={"help": "clicks per object at most"})
+    feed_mask: bool = field(default=True, metadata={"help": "feed back previous logits"})
+    proposals: bool = field(default=False, metadata={
+        "help": "also measure AR@100/1000 of the automatic mask generator"})
+    points_per_side: int = field(default=32, metadata={"help": "generator grid for AR@k"})
+    pred_iou_thresh: float = field(default=0.88, metadata={"help": "generator IoU filter"})
+    stability_score_thresh: float = field(default=0.95, metadata={
+        "help": "generator stability filter"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_clicks < 1:
+            raise ValueError(f"max_clicks must be >= 1, got {self.max_clicks}")
+
+
+@dataclass(frozen=True)
+class PromptStudyConfig(_ModelData):
+    """What `maskengine prompts` measures, on which data, with which model."""
+
+    seed: int = field(default=0, metadata={"help": "seed of the points drawn inside objects"})
 
 
 def load_eval_model(cfg, project=None):  # noqa: ANN001, ANN201
