@@ -70,7 +70,9 @@ def test_drift_flags_other_kinds_of_images_first(tmp_path: Path) -> None:
         PILImage.fromarray(image).save(tmp_path / "images" / name)
     project.add_images([tmp_path / "images" / name for name in new])
 
-    report = run_drift(project, DriftConfig(threshold=1.45))
+    # Scores depend on the served model's embedding: with the stride-8 bundled tiny the
+    # other kinds score 2.9-7.5 and the same family 0.6-1.7 (threshold in the gap).
+    report = run_drift(project, DriftConfig(threshold=2.3))
     assert report.reference_images == 20 and len(report.items) == len(new)
     names = [Path(i.path).stem.split("_")[0] for i in report.items]
     assert sorted(names[:6]) == ["noise"] * 3 + ["stripes"] * 3, names  # ranked first
@@ -81,7 +83,7 @@ def test_drift_flags_other_kinds_of_images_first(tmp_path: Path) -> None:
     assert all(0.0 <= i.percentile <= 1.0 for i in report.items)
 
     res = CliRunner().invoke(cli_app, ["drift", str(project.root), "--json", "--threshold",
-                                       "1.45"])
+                                       "2.3"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert data["flagged"] == 6 and data["images"][0]["flagged"]
