@@ -28,8 +28,11 @@
 # scenes (data seed 8), lr 5e-4 after 20 warmup steps, /10 at 60% and 85% of 240 steps; 70
 # CPU minutes (about 340 in all). As run: started with --steps 360 and restarted at step 20
 # with 240 (before any learning-rate step). Config docs/results/tiny_train_config_phase5.json,
-# curve docs/results/tiny_train_metrics_phase5_every20.jsonl. The shipped weights are its
-# step 240.
+# curve docs/results/tiny_train_metrics_phase5_every20.jsonl.
+# Phase 6 -- from the phase-5 weights, the same on new scenes (data seed 9), lr 3e-4 after 10
+# warmup steps, /10 at 60% and 85% of 160 steps; 45 CPU minutes (about 385 in all). Config
+# docs/results/tiny_train_config_phase6.json, curve
+# docs/results/tiny_train_metrics_phase6_every20.jsonl. The shipped weights are its step 160.
 # As run here: phase 2 started with --steps 4400 and was restarted at step 1840 (from its
 # saved state, before any learning-rate step) with --steps 3700, so its schedule is that of 3700.
 # Seeds: data stream 0 (scenes are a function of (seed, index)), prompts seed 0.
@@ -73,3 +76,10 @@ OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc
   --masks-per-image 8 --points 8 --mask-only 2 --box-prob 0.3 --grad-iterations 2 \
   --loss-size 256 --lr 0.0005 --warmup-steps 20 --first-decay 0.6 --second-decay 0.85 \
   --threads 1 --checkpoint-every 20 --keep-checkpoints 3
+# Phase 6.
+OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc-per-node 2 \
+  .venv/bin/maskengine train --out "$RUN-phase6" --model tiny --checkpoint "$RUN-phase5/model.pt" \
+  --no-freeze-batchnorm --data synthetic --data-seed 9 --num-images 1000000 --scene-size 256 \
+  --seed 9 --steps 160 --batch-size 4 --masks-per-image 8 --points 8 --mask-only 2 \
+  --box-prob 0.3 --grad-iterations 2 --loss-size 256 --lr 0.0003 --warmup-steps 10 \
+  --first-decay 0.6 --second-decay 0.85 --threads 1 --checkpoint-every 20 --keep-checkpoints 3
