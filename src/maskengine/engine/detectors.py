@@ -197,3 +197,35 @@ def load_detector(project: Project, dv: DetectorVersion) -> tuple[DetectorHead, 
     head = DetectorHead(int(blob["in_channels"]), cfg)
     head.load_state_dict(blob["state_dict"])
     return head.eval(), cfg
+
+
+def has_detector(project: Project) -> bool:
+    """Whether the project uses stage 2 (a detector was ever trained)."""
+    with project.session() as s:
+        return s.scalar(select(DetectorVersion.id).limit(1)) is not None
+
+
+def retrain_after_round(project: Project, cfg: DetectorConfig, mv_id: int, metrics: dict,
+                        log: Callable[[str], None], *, device: str = "cpu",
+                        max_val_images: int = 50) -> dict:
+    """After a round: train the detector on the served model (the new version when
+    promoted) and record its figures in model version `mv_id`'s metrics ("detector")."""
+    from .rounds import served_version
+
+    with project.session() as s:
+        served_id = served_version(s).id
+    seg = version_segmenter(project, served_id, device)
+    try:
+        res = train_detector(project, cfg, segmenter=seg, max_val_images=max_val_images,
+                             log=log)
+    except DetectorError as exc:
+        log(f"detector not retrained: {exc}")
+        return metrics
+    finally:
+        seg.close()
+    metrics = {**metrics, "detector": {"id": res.detector_id,
+                                       "model_version_id": res.model_version_id,
+                                       **res.metrics}}
+    with project.session() as s:
+        s.get(ModelVersion, mv_id).metrics_json = json.dumps(metrics)
+    return metrics

@@ -421,32 +421,15 @@ def _register(project: Project, start: _RoundStart, weights: Path, metrics: dict
 def _wants_detector(project: Project, cfg: RoundConfig) -> bool:
     if cfg.detector is not None:
         return cfg.detector
-    from .models import DetectorVersion
+    from .detectors import has_detector
 
-    with project.session() as s:
-        return s.scalar(select(DetectorVersion.id).limit(1)) is not None
+    return has_detector(project)
 
 
 def _retrain_detector(project: Project, cfg: RoundConfig, mv_id: int, metrics: dict,
                       log: Callable[[str], None]) -> dict:
-    """Train the detector on the served model (the new version when promoted) and record
-    its figures in the new version's metrics ("detector")."""
-    from .detectors import DetectorError, train_detector, version_segmenter
+    from .detectors import retrain_after_round
 
-    with project.session() as s:
-        served_id = served_version(s).id
-    seg = version_segmenter(project, served_id, cfg.training.device or "cpu")
-    try:
-        res = train_detector(project, cfg.detector_config, segmenter=seg,
-                             max_val_images=cfg.max_val_images, log=log)
-    except DetectorError as exc:
-        log(f"detector not retrained: {exc}")
-        return metrics
-    finally:
-        seg.close()
-    metrics = {**metrics, "detector": {"id": res.detector_id,
-                                       "model_version_id": res.model_version_id,
-                                       **res.metrics}}
-    with project.session() as s:
-        s.get(ModelVersion, mv_id).metrics_json = json.dumps(metrics)
-    return metrics
+    return retrain_after_round(project, cfg.detector_config, mv_id, metrics, log,
+                               device=cfg.training.device or "cpu",
+                               max_val_images=cfg.max_val_images)

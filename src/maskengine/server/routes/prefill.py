@@ -16,7 +16,8 @@ from .. import shapes
 from ..convert import mask_public
 from ..deps import MaskId, SessionDep, StateDep, UserDep
 from ..prefill_runner import PrefillBusy, PrefillRunner
-from ..schemas import DecisionIn, DetectorPublic, MaskPublic, PrefillIn, PrefillOut
+from ..schemas import MaskPublic
+from ..schemas_engine import DecisionIn, DetectorPublic, PrefillIn, PrefillOut
 
 router = APIRouter(tags=["prefill"])
 

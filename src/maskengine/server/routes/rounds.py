@@ -13,7 +13,7 @@ from ...engine.errors import InvalidField
 from ...engine.round_stats import round_stats
 from ..deps import SessionDep, UserDep
 from ..round_runner import NoRound, RoundBusy, RoundRunner
-from ..schemas import RoundIn, RoundLast, RoundProgress, RoundRow, RoundsOut
+from ..schemas_engine import RoundIn, RoundLast, RoundProgress, RoundRow, RoundsOut
 
 router = APIRouter(prefix="/rounds", tags=["rounds"])
 
