@@ -36,13 +36,13 @@ from maskengine.engine.rounds import (  # noqa: E402
     RoundConfig,
     round_training_config,
     run_round,
-    served_version,
 )
 from maskengine.engine.simulate import (  # noqa: E402
     AnnotatorConfig,
     SimulatedAnnotator,
     make_synthetic_project,
 )
+from maskengine.engine.versions import served_version  # noqa: E402
 from maskengine.server.app import load_state  # noqa: E402
 from maskengine.server.settings import ServerSettings  # noqa: E402
 from maskengine.server.watcher import segmenter_for  # noqa: E402

@@ -27,8 +27,8 @@ def _prefill_config():
 def _served(project: str, device: str):  # noqa: ANN202
     """The open project and a Segmenter of its served model version."""
     from .engine.detectors import version_segmenter
-    from .engine.rounds import served_version
     from .engine.store import Project, ProjectError
+    from .engine.versions import served_version
 
     try:
         proj = Project.open(project)

@@ -81,7 +81,7 @@ def load_eval_model(cfg, project=None):  # noqa: ANN001, ANN201
     if project is None or cfg.model or cfg.checkpoint:
         name = cfg.model or "tiny"
         return create_model(name, cfg.checkpoint, cfg.device), name, None
-    from .engine.rounds import load_version, served_version
+    from .engine.versions import load_version, served_version
 
     with project.session() as s:
         mv = served_version(s)

@@ -15,9 +15,9 @@ from maskengine.engine import rle, services
 from maskengine.engine.detectors import version_segmenter
 from maskengine.engine.models import ImageStatus, User
 from maskengine.engine.prefill_config import PrefillConfig
-from maskengine.engine.rounds import promote
 from maskengine.engine.segmenter import ModelSpec, Segmenter, model_key
 from maskengine.engine.simulate import SyntheticProject, make_synthetic_project
+from maskengine.engine.versions import promote
 
 SCENES = SceneConfig(height=96, width=128, min_objects=2, max_objects=4, min_size=0.2)
 FAST_DETECTOR = DetectorConfig(hidden=16, layers=1, steps=30, batch_size=2)
@@ -56,7 +56,7 @@ def stage2_project(tmp: Path, n_labelled: int = 3, n_todo: int = 2) -> Stage2:
 
 
 def served_segmenter(st: Stage2) -> Segmenter:
-    from maskengine.engine.rounds import served_version
+    from maskengine.engine.versions import served_version
 
     with st.sp.project.session() as s:
         mv_id = served_version(s).id

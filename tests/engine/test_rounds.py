@@ -22,9 +22,9 @@ from maskengine.engine.rounds import (
     RoundError,
     round_training_config,
     run_round,
-    served_version,
 )
 from maskengine.engine.simulate import AnnotatorConfig, SimulatedAnnotator, make_synthetic_project
+from maskengine.engine.versions import served_version
 from maskengine.server.app import create_app
 from maskengine.server.settings import ServerSettings
 

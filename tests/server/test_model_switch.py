@@ -8,9 +8,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from maskengine.engine.models import Image
-from maskengine.engine.rounds import promote
 from maskengine.engine.segmenter import Segmenter
 from maskengine.engine.services import register_model_version
+from maskengine.engine.versions import promote
 from maskengine.server.app import load_state
 from maskengine.server.settings import ServerSettings
 

@@ -37,7 +37,7 @@ class DetectorError(ValueError):
 
 def version_segmenter(project: Project, version_id: int, device: str = "cpu") -> Segmenter:
     """A Segmenter (model + embedding cache) of a registered model version."""
-    from .rounds import load_version
+    from .versions import load_version
 
     with project.session() as s:
         mv = s.get(ModelVersion, version_id)
@@ -210,7 +210,7 @@ def retrain_after_round(project: Project, cfg: DetectorConfig, mv_id: int, metri
                         max_val_images: int = 50) -> dict:
     """After a round: train the detector on the served model (the new version when
     promoted) and record its figures in model version `mv_id`'s metrics ("detector")."""
-    from .rounds import served_version
+    from .versions import served_version
 
     with project.session() as s:
         served_id = served_version(s).id

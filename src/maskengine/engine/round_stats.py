@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from .models import Interaction, Mask, MaskSource, ModelVersion
 from .project_dataset import accepted
-from .rounds import served_version
+from .versions import served_version
 
 
 @dataclass(frozen=True)

@@ -29,15 +29,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from ..atomic import atomic_open, write_atomic
 from ..config import SamConfig
 from ..detection.config import DetectorConfig
 from ..training.config import StopTraining, TrainingConfig
-from .models import ModelVersion, utcnow
+from .models import ModelVersion
 from .project_dataset import ProjectDataset
 from .store import Project
+from .versions import RoundError, load_version, promote, relative_path, served_version, weights_path
 
 if TYPE_CHECKING:
     from ..quality.evalsets import EvalSetDataset
@@ -110,56 +110,10 @@ class RoundConfig:
             raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
 
 
-class RoundError(ValueError):
-    """A round that cannot start (no accepted masks, no served model, ...)."""
-
-
 class RoundCancelled(StopTraining):
     """Raised by a round's own callback (`on_step` / `on_phase`) to stop it: nothing is
     registered, and the run folder stays; raised from on_step, the trainer saves that step
     first, so the next round resumes exactly where this one stopped."""
-
-
-# -- model versions -----------------------------------------------------------------------------
-def served_version(s: Session) -> ModelVersion | None:
-    """The model version that serves annotators: the one promoted last."""
-    q = (select(ModelVersion).where(ModelVersion.promoted_at.is_not(None))
-         .order_by(ModelVersion.promoted_at.desc(), ModelVersion.id.desc()).limit(1))
-    return s.scalar(q)
-
-
-def promote(s: Session, mv: ModelVersion, note: str | None = None) -> None:
-    mv.promoted_at = utcnow()
-    if note is not None:
-        mv.note = note
-    s.flush()
-
-
-def weights_path(project: Project, mv: ModelVersion) -> Path | None:
-    """The weights file of a version (stored relative to the project when inside it)."""
-    if not mv.checkpoint:
-        return None
-    p = Path(mv.checkpoint)
-    return p if p.is_absolute() else project.root / p
-
-
-def load_version(project: Project, mv: ModelVersion, device: str = "cpu"):  # noqa: ANN201
-    """The Sam of a registered version (its config + weights file)."""
-    from ..modeling import create_model
-
-    config = SamConfig(**json.loads(mv.config_json))
-    path = weights_path(project, mv)
-    if path is not None and not path.is_file():
-        raise RoundError(f"model version {mv.id} (round {mv.round}): weights file {path} "
-                         f"is missing")
-    return create_model(config, checkpoint=path, device=device)
-
-
-def _relative(project: Project, path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(project.root))
-    except ValueError:
-        return str(path.resolve())
 
 
 # -- one round ----------------------------------------------------------------------------------
@@ -399,7 +353,7 @@ def _register(project: Project, start: _RoundStart, weights: Path, metrics: dict
     with project.session() as s:
         mv = ModelVersion(key=key, name=f"{start.parent_name.split('@')[0]}@round{start.number}",
                           config_json=json.dumps(start.parent_config),
-                          checkpoint=_relative(project, weights), checkpoint_sha256=wsha,
+                          checkpoint=relative_path(project, weights), checkpoint_sha256=wsha,
                           round=start.number, parent_id=start.parent_id,
                           metrics_json=json.dumps(metrics), note=note)
         parent = s.get(ModelVersion, start.parent_id)

@@ -22,9 +22,9 @@ from sqlalchemy.orm import selectinload
 from ..engine import rle
 from ..engine.models import Image, ImageStatus, Mask
 from ..engine.project_dataset import accepted
-from ..engine.rounds import load_version, served_version
 from ..engine.segmenter import ImageRef, Segmenter
 from ..engine.store import Project
+from ..engine.versions import load_version, served_version
 from . import signals
 from .check_config import CheckConfig
 from .drift import pooled_embedding

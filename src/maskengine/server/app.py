@@ -19,9 +19,9 @@ from fastapi.staticfiles import StaticFiles
 
 from ..engine import services
 from ..engine.errors import BadImage, Conflict, EngineError, Forbidden, InvalidField, NotFound
-from ..engine.rounds import promote, served_version
 from ..engine.segmenter import ModelSpec, Segmenter, model_key
 from ..engine.store import Project
+from ..engine.versions import promote, served_version
 from ..threads import set_process_threads
 from .deps import AppState
 from .limits import BodyLimit, validation_error

@@ -13,9 +13,9 @@ import logging
 import threading
 
 from ..engine.models import ModelVersion
-from ..engine.rounds import load_version, served_version
 from ..engine.segmenter import Segmenter
 from ..engine.store import Project
+from ..engine.versions import load_version, served_version
 from .deps import AppState
 from .settings import ServerSettings
 
