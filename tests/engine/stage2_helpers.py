@@ -17,7 +17,7 @@ from maskengine.engine.models import ImageStatus, User
 from maskengine.engine.prefill_config import PrefillConfig
 from maskengine.engine.segmenter import ModelSpec, Segmenter, model_key
 from maskengine.engine.simulate import SyntheticProject, make_synthetic_project
-from maskengine.engine.versions import promote
+from maskengine.engine.versions import promote, register_model_version
 
 SCENES = SceneConfig(height=96, width=128, min_objects=2, max_objects=4, min_size=0.2)
 FAST_DETECTOR = DetectorConfig(hidden=16, layers=1, steps=30, batch_size=2)
@@ -41,7 +41,7 @@ def stage2_project(tmp: Path, n_labelled: int = 3, n_todo: int = 2) -> Stage2:
     model = spec.load()
     key, wsha = model_key(model.config, spec.weights_file())
     with sp.project.session() as s:
-        mv = services.register_model_version(
+        mv = register_model_version(
             s, key=key, name="tiny", config=model.config.to_dict(),
             checkpoint=spec.weights_file(), checkpoint_sha256=wsha)
         promote(s, mv, note="starting model")

@@ -17,6 +17,7 @@ from maskengine.data import SceneConfig, generate_scene
 from maskengine.engine import rle, services
 from maskengine.engine.models import ImageStatus, MaskSource, ReviewState, User
 from maskengine.engine.simulate import make_synthetic_project
+from maskengine.engine.versions import register_model_version
 from maskengine.quality.stats import collect_stats, size_class
 from maskengine.quality.stats_report import PLOTS, write_report
 
@@ -44,9 +45,9 @@ def known(tmp_path: Path):
     with project.session() as s:
         ann = s.scalar(select(User).where(User.name == "ann"))
         bob = s.scalar(select(User).where(User.name == "bob"))
-        v0 = services.register_model_version(s, key="k0", name="tiny", config={},
+        v0 = register_model_version(s, key="k0", name="tiny", config={},
                                              checkpoint=None, checkpoint_sha256=None)
-        v1 = services.register_model_version(s, key="k1", name="tiny@round1", config={},
+        v1 = register_model_version(s, key="k1", name="tiny@round1", config={},
                                              checkpoint=None, checkpoint_sha256=None, round=1)
 
         def add(image, mask, user, version, source=MaskSource.manual, sec=None, clicks=0):

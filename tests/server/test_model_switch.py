@@ -9,8 +9,7 @@ from sqlalchemy import select
 
 from maskengine.engine.models import Image
 from maskengine.engine.segmenter import Segmenter
-from maskengine.engine.services import register_model_version
-from maskengine.engine.versions import promote
+from maskengine.engine.versions import promote, register_model_version
 from maskengine.server.app import load_state
 from maskengine.server.settings import ServerSettings
 

@@ -29,8 +29,9 @@ from sqlalchemy import select
 from . import rle
 from .auto import ERRORS, RUN, SUMMARY
 from .models import Image, Mask, MaskSource, Role, User
-from .services import create_mask, register_model_version
+from .services import create_mask
 from .store import Project, hash_token
+from .versions import register_model_version
 
 AUTO_USER = "maskengine-auto"  # the author of automatic masks (no person made them)
 

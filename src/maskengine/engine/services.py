@@ -1,4 +1,4 @@
-"""Service functions of the project store: images, masks, interactions, model versions.
+"""Service functions of the project store: users, images, masks and their interactions.
 
 Each takes an open `Session` and keyword-only arguments and raises `errors.*` for requests
 it refuses; the caller owns the transaction (the server commits once per request).
@@ -57,22 +57,6 @@ def require_role(user: User, role: Role, *more: Role) -> None:
 
 def require_admin(user: User) -> None:
     require_role(user, Role.admin)
-
-
-# -- model versions ----------------------------------------------------------------------
-def register_model_version(
-    s: Session, *, key: str, name: str, config: dict, checkpoint: str | None,
-    checkpoint_sha256: str | None, round: int = 0, parent_id: int | None = None,
-) -> ModelVersion:
-    """Find the model version with `key` or create it."""
-    mv = s.scalar(select(ModelVersion).where(ModelVersion.key == key))
-    if mv is None:
-        mv = ModelVersion(key=key, name=name, config_json=json.dumps(config),
-                          checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha256,
-                          round=round, parent_id=parent_id)
-        s.add(mv)
-        s.flush()
-    return mv
 
 
 # -- images ------------------------------------------------------------------------------

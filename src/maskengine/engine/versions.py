@@ -18,6 +18,21 @@ class RoundError(ValueError):
 
 
 
+def register_model_version(
+    s: Session, *, key: str, name: str, config: dict, checkpoint: str | None,
+    checkpoint_sha256: str | None, round: int = 0, parent_id: int | None = None,
+) -> ModelVersion:
+    """Find the model version with `key` or create it."""
+    mv = s.scalar(select(ModelVersion).where(ModelVersion.key == key))
+    if mv is None:
+        mv = ModelVersion(key=key, name=name, config_json=json.dumps(config),
+                          checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha256,
+                          round=round, parent_id=parent_id)
+        s.add(mv)
+        s.flush()
+    return mv
+
+
 def served_version(s: Session) -> ModelVersion | None:
     """The model version that serves annotators: the one promoted last."""
     q = (select(ModelVersion).where(ModelVersion.promoted_at.is_not(None))

@@ -17,11 +17,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from ..engine import services
 from ..engine.errors import BadImage, Conflict, EngineError, Forbidden, InvalidField, NotFound
 from ..engine.segmenter import ModelSpec, Segmenter, model_key
 from ..engine.store import Project
-from ..engine.versions import promote, served_version
+from ..engine.versions import promote, register_model_version, served_version
 from ..threads import set_process_threads
 from .deps import AppState
 from .limits import BodyLimit, validation_error
@@ -52,7 +51,7 @@ def load_state(project_dir: str | os.PathLike, settings: ServerSettings) -> AppS
     key, wsha = model_key(model.config, spec.weights_file())
     name = Path(settings.model_config).stem if settings.model_config else settings.model
     with project.session() as s:
-        mv = services.register_model_version(
+        mv = register_model_version(
             s, key=key, name=name, config=model.config.to_dict(),
             checkpoint=spec.weights_file(), checkpoint_sha256=wsha,
         )
