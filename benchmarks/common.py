@@ -28,6 +28,15 @@ def environment() -> dict:
     }
 
 
+def bundled_sha256(name: str = "tiny") -> str:
+    """SHA-256 of a bundled model's weights: a study's figures hold for these weights only."""
+    import hashlib
+
+    from maskengine.modeling.registry import bundled_weights_path
+
+    return hashlib.sha256(bundled_weights_path(name).read_bytes()).hexdigest()
+
+
 def timeit(fn: Callable[[], object], repeat: int, warmup: int = 1) -> dict:
     """Run `fn` warmup + repeat times; seconds as median, min and all runs."""
     for _ in range(warmup):

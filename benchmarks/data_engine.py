@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, environment, parse_config, write_results  # noqa: E402
+from common import RESULTS, bundled_sha256, environment, parse_config, write_results  # noqa: E402
 from maskengine.data import SceneConfig, generate_scene  # noqa: E402
 from maskengine.engine.round_stats import round_stats  # noqa: E402
 from maskengine.engine.rounds import (  # noqa: E402
@@ -101,6 +101,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     cfg = parse_args()
     set_process_threads(cfg.threads)
+    start_sha = bundled_sha256()  # the starting model: the figures hold for it only
     scenes = SceneConfig(height=cfg.scene_size, width=cfg.scene_size, family="organic")
     # Seeds far from the ones any training used; train and val streams differ.
     train = [generate_scene(scenes, 5000 + cfg.seed, i)
@@ -158,7 +159,8 @@ def main() -> None:
         state.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    result = {"config": asdict(cfg), "environment": environment(), "rows": rows,
+    result = {"config": asdict(cfg), "environment": environment(),
+              "start_weights_sha256": start_sha, "rows": rows,
               "recipe": {**training.to_dict(), "replay": replay,
                          "replay_fraction": replay_fraction if replay else 0.0},
               "clicks_per_mask_fall": fall, "goal": ">= 0.40",

@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, environment, parse_config, write_results  # noqa: E402
+from common import RESULTS, bundled_sha256, environment, parse_config, write_results  # noqa: E402
 from maskengine.data import SceneConfig, generate_scene  # noqa: E402
 from maskengine.data.mix import MixedDataset  # noqa: E402
 from maskengine.data.synthetic import SyntheticDataset  # noqa: E402
@@ -132,7 +132,7 @@ def main() -> None:
     print(f"{len(train_set)} train images ({masks} masks), {len(val_set)} validation images")
     # Written after every candidate; a rerun with the same settings skips the ones done.
     prev = RESULTS / f"{cfg.name}.json"
-    start_sha = _start_sha()
+    start_sha = bundled_sha256()
     rows: dict[str, dict] = {}
     if prev.is_file():
         old = json.loads(prev.read_text())
@@ -158,13 +158,6 @@ def main() -> None:
 def _best(rows: dict[str, dict]) -> str | None:
     tuned = [n for n, r in rows.items() if r["recipe"] is not None]
     return max(tuned, key=lambda n: rows[n]["miou1"] - rows[n]["noc90"] / 20) if tuned else None
-
-
-def _start_sha() -> str:
-    """The starting weights (the bundled tiny's): results hold for these only."""
-    import hashlib
-
-    return hashlib.sha256(bundled_weights_path("tiny").read_bytes()).hexdigest()
 
 
 def _write(cfg: StudyConfig, masks: int, rows: dict[str, dict], start_sha: str) -> Path:
