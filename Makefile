@@ -85,9 +85,11 @@ bench-mobile-sam: setup
 train-bundled: setup
 	RUN=runs/tiny docs/results/tiny_train_cmd_tvit.sh
 
-# The same model and recipe on one CUDA GPU in bf16 (autocast), from scratch: bigger batches,
-# batches built ahead by 8 worker processes. For a machine whose python3 has a CUDA torch
-# (the dev .venv pins the CPU build). Then the evaluation on 50 unseen scenes.
+# The same model (stride 8) and recipe (loss at 256, as phases 5-6) on one CUDA GPU in bf16
+# (autocast), from scratch: bigger batches, built ahead by 8 worker processes. For a machine
+# whose python3 has a CUDA torch (the dev .venv pins the CPU build). --max-minutes stops it
+# (saved) at 9 wall-clock minutes whatever the GPU; rerun to go on. Then the evaluation on
+# 50 unseen scenes. Not yet run on a GPU: the step count is a guess.
 GPU_RUN ?= runs/tiny-gpu
 train-bundled-gpu:
 	$(PY) -m pip install --quiet --no-deps -e .
@@ -95,8 +97,9 @@ train-bundled-gpu:
 	$(PY) -m maskengine.cli train --out $(GPU_RUN) --model tiny --device cuda --amp \
 		--data synthetic --data-seed 0 --num-images 1000000 --scene-size 256 --seed 0 \
 		--steps 6000 --batch-size 16 --masks-per-image 8 --points 8 --mask-only 2 \
-		--box-prob 0.3 --grad-iterations 3 --loss-size 64 --lr 0.002 --warmup-steps 200 \
-		--first-decay 0.75 --second-decay 0.92 --workers 8 --checkpoint-every 500
+		--box-prob 0.3 --grad-iterations 3 --loss-size 256 --lr 0.002 --warmup-steps 200 \
+		--first-decay 0.75 --second-decay 0.92 --workers 8 --checkpoint-every 500 \
+		--max-minutes 9
 	$(PY) -m maskengine.cli eval --model tiny --checkpoint $(GPU_RUN)/model.pt --device cuda \
 		--data-seed 1000 --num-images 50 --out $(GPU_RUN)/eval.json
 

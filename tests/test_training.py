@@ -193,16 +193,24 @@ def test_batches_built_ahead_by_workers_give_the_same_run(tmp_path, micro):
         TrainingConfig(workers=-1)
 
 
-def test_cpu_budget_stops_the_run_saved_and_a_rerun_goes_on(tmp_path, micro):
+@pytest.mark.parametrize("budget", ["max_cpu_minutes", "max_minutes"])
+def test_a_time_budget_stops_the_run_saved_and_a_rerun_goes_on(tmp_path, micro, budget):
     cfg = TrainingConfig(out=str(tmp_path / "run"), steps=50, model=micro,
-                         max_cpu_minutes=1e-6, **{**RUN, "checkpoint_every": 100})
+                         **{budget: 1e-6}, **{**RUN, "checkpoint_every": 100})
     Trainer(cfg).run()
     logs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").open()]
     assert [d["step"] for d in logs] == [1] and logs[0]["cpu_seconds"] > 0
-    again = Trainer(dataclasses.replace(cfg, max_cpu_minutes=0.0, steps=2))
+    again = Trainer(dataclasses.replace(cfg, **{budget: 0.0}, steps=2))
     assert again.resume_if_possible() and again.step == 1  # the stop saved step 1
     again.run()
     assert again.step == 2
+    # A budget already spent by the saved steps stops a resumed run before any step.
+    spent = Trainer(dataclasses.replace(cfg, steps=5))
+    assert spent.resume_if_possible() and spent.step == 2
+    spent.run()
+    assert spent.step == 2
+    with pytest.raises(ValueError, match=budget):
+        TrainingConfig(**{budget: -1.0})
 
 
 def test_two_data_parallel_processes_make_the_run_of_one_with_accumulate_2(tmp_path, micro):

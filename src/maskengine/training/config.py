@@ -68,6 +68,9 @@ class TrainingConfig:
         "help": "processes that build the next batches ahead (0: in the training loop)"})
     max_cpu_minutes: float = field(default=0.0, metadata={
         "help": "stop (saved) once the run's steps used this much CPU time (0: no limit)"})
+    max_minutes: float = field(default=0.0, metadata={
+        "help": "stop (saved) once the run's steps took this many wall-clock minutes "
+                "(0: no limit)"})
     freeze_batchnorm: bool | None = field(default=None, metadata={
         "help": "keep batch-norm statistics fixed (TinyViT); default: when fine-tuning"})
     checkpoint_every: int = field(default=250, metadata={"help": "save every N steps"})
@@ -92,8 +95,9 @@ class TrainingConfig:
             raise ValueError(f"focal_alpha must be in (0, 1), got {self.focal_alpha}")
         if not 0.0 < self.first_decay <= self.second_decay:
             raise ValueError("need 0 < first_decay <= second_decay")
-        if self.max_cpu_minutes < 0:
-            raise ValueError(f"max_cpu_minutes must be >= 0, got {self.max_cpu_minutes}")
+        if self.max_cpu_minutes < 0 or self.max_minutes < 0:
+            raise ValueError(f"max_cpu_minutes and max_minutes must be >= 0, got "
+                             f"{self.max_cpu_minutes} and {self.max_minutes}")
         if self.anchor_weight < 0:
             raise ValueError(f"anchor_weight must be >= 0, got {self.anchor_weight}")
         if self.lr <= 0:

@@ -244,14 +244,14 @@ class Trainer:
             else:
                 p.grad.add_(p.detach() - p0, alpha=w)
 
-    def cpu_minutes(self) -> float:
+    def cpu_minutes(self, key: str = "cpu_seconds") -> float:
         """CPU minutes the saved steps of this run used (metrics.jsonl; older lines without
-        `cpu_seconds` count their wall seconds)."""
+        `cpu_seconds` count their wall seconds); key="seconds": their wall-clock minutes."""
         path = self.run_dir / "metrics.jsonl"
         if not path.is_file():
             return 0.0
         logs = [json.loads(ln) for ln in path.read_text().splitlines() if ln]
-        return sum(d.get("cpu_seconds", d["seconds"]) for d in logs) / 60.0
+        return sum(d.get(key, d["seconds"]) for d in logs) / 60.0
 
     # -- the run -------------------------------------------------------------------------
     def run(self, on_step: Callable[[int, dict[str, float]], None] | None = None) -> Path:
@@ -264,10 +264,12 @@ class Trainer:
             write_atomic(self.run_dir / "config.json", json.dumps(
                 {"training": self.cfg.to_dict(), "model": self.model.config.to_dict(),
                  "processes": self.world}, indent=2))
-        budget = self.cfg.max_cpu_minutes * 60.0
-        spent = self.cpu_minutes() * 60.0 if self.step else 0.0
+        # Budgets (0: none) on the saved steps' CPU seconds (all ranks) and wall seconds.
+        budget = (self.cfg.max_cpu_minutes * 60.0, self.cfg.max_minutes * 60.0)
+        spent = [self.cpu_minutes(k) * 60.0 if self.step else 0.0
+                 for k in ("cpu_seconds", "seconds")]
         if self.world > 1:
-            spent = distributed.broadcast_float(spent)
+            spent = [distributed.broadcast_float(x) for x in spent]
         # A run that starts at step 0 owns the file: lines of an earlier attempt killed
         # before its first save would otherwise be counted twice.
         metrics = (self.run_dir / "metrics.jsonl").open("a" if self.step else "w") if main else None
@@ -277,7 +279,7 @@ class Trainer:
                 prefetch_factor=4, pin_memory=self.device.type == "cuda")
             self._ahead = iter(loader)
         try:
-            while self.step < self.cfg.steps and not (budget and spent >= budget):
+            while self.step < self.cfg.steps and not _over(budget, spent):
                 t0, c0 = time.perf_counter(), time.process_time()
                 log = self.train_step()
                 self.step += 1
@@ -290,9 +292,9 @@ class Trainer:
                 if metrics is not None:
                     metrics.write(json.dumps(log) + "\n")
                     metrics.flush()
-                spent += log["cpu_seconds"]
+                spent = [spent[0] + log["cpu_seconds"], spent[1] + log["seconds"]]
                 saved = (self.step % self.cfg.checkpoint_every == 0
-                         or self.step == self.cfg.steps or (budget and spent >= budget))
+                         or self.step == self.cfg.steps or _over(budget, spent))
                 if saved:
                     self.save()
                 if on_step is not None:
@@ -309,6 +311,11 @@ class Trainer:
         if not (self.run_dir / "model.pt").is_file():
             self.save()
         return self.run_dir / "model.pt"
+
+
+def _over(budget: tuple[float, float], spent: list[float]) -> bool:
+    """Whether a time budget (CPU, wall seconds; 0: none) is spent."""
+    return any(b and x >= b for b, x in zip(budget, spent, strict=True))
 
 
 def train(cfg: TrainingConfig, progress: bool = True, dataset: Dataset | None = None,
