@@ -25,7 +25,7 @@ def test_bundled_tiny_keeps_its_quality_on_unseen_scenes():
     # the protocol shows here; the full figures are in docs/training.md.
     res = run_evaluation(EvalConfig(num_images=3, max_clicks=5), progress=False)
     assert res["objects"] >= 20
-    assert res["default"]["miou@1"] >= 0.71  # measured 0.751 (on 50 images: 0.713)
-    assert res["oracle"]["miou@1"] >= 0.76  # measured 0.803 (0.782)
-    assert res["default"]["miou@5"] >= 0.77  # measured 0.808 (0.798)
-    assert res["iou_head"]["correlation"] >= 0.79  # measured 0.836 (0.799)
+    assert res["default"]["miou@1"] >= 0.71  # measured 0.739 (on 50 images: 0.717)
+    assert res["oracle"]["miou@1"] >= 0.76  # measured 0.810 (0.790)
+    assert res["default"]["miou@5"] >= 0.77  # measured 0.803 (0.797)
+    assert res["iou_head"]["correlation"] >= 0.79  # measured 0.809 (0.802)

@@ -83,3 +83,10 @@ OMP_NUM_THREADS=1 .venv/bin/python -m torch.distributed.run --standalone --nproc
   --seed 9 --steps 160 --batch-size 4 --masks-per-image 8 --points 8 --mask-only 2 \
   --box-prob 0.3 --grad-iterations 2 --loss-size 256 --lr 0.0003 --warmup-steps 10 \
   --first-decay 0.6 --second-decay 0.85 --threads 1 --checkpoint-every 20 --keep-checkpoints 3
+# Phase 7: one process with 2 accumulated micro-batches (the other core ran benchmarks).
+OMP_NUM_THREADS=1 .venv/bin/maskengine train --out "$RUN-phase7" --model tiny \
+  --checkpoint "$RUN-phase6/model.pt" --no-freeze-batchnorm --data synthetic --data-seed 10 \
+  --num-images 1000000 --scene-size 256 --seed 10 --steps 300 --batch-size 4 --accumulate 2 \
+  --masks-per-image 8 --points 8 --mask-only 2 --box-prob 0.3 --grad-iterations 2 \
+  --loss-size 256 --lr 0.0003 --warmup-steps 10 --first-decay 0.6 --second-decay 0.85 \
+  --threads 1 --checkpoint-every 20 --keep-checkpoints 3
