@@ -26,7 +26,7 @@ Candidates (each from the same starting weights, same data, same seed, one threa
 
 Reports CPU seconds of training and the validation figures; writes results/<name>.json.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/finetune_recipes.py            # ~40 min
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/finetune_recipes.py  # ~13 min a candidate
     .venv/bin/python benchmarks/finetune_recipes.py --train-images 2 --val-images 1 \
         --steps-scale 0.02 --only none,frozen --name finetune_smoke                 # smoke
 """

@@ -44,8 +44,10 @@ if TYPE_CHECKING:
 
 # Fine-tuning defaults of a round: short, gentle, cheap on a CPU. `maskengine train PROJECT`
 # options override them one by one. The whole model at a low learning rate with replay (see
-# RoundConfig.replay) won benchmarks/finetune_recipes.py: a higher rate, a frozen image
-# encoder or no replay made the validation figures worse on a new domain (docs/training.md).
+# RoundConfig.replay) won benchmarks/finetune_recipes.py with the stride-16 and the stride-8
+# bundled weights: a higher rate, a frozen image encoder or no replay made the validation
+# figures worse on a new domain, the anchor (L2-SP) and the loss at 256 no better
+# (docs/training.md).
 ROUND_TRAINING_DEFAULTS: dict = {
     "steps": 300, "lr": 5e-5, "warmup_steps": 20, "batch_size": 4, "masks_per_image": 4,
     "points": 8, "mask_only": 2, "grad_iterations": 2, "checkpoint_every": 50,
