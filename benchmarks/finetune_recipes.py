@@ -47,7 +47,8 @@ from common import RESULTS, bundled_sha256, environment, parse_config, write_res
 from maskengine.data import SceneConfig, generate_scene  # noqa: E402
 from maskengine.data.mix import MixedDataset  # noqa: E402
 from maskengine.data.synthetic import SyntheticDataset  # noqa: E402
-from maskengine.engine.rounds import round_training_config, validate  # noqa: E402
+from maskengine.engine.promotion import validate  # noqa: E402
+from maskengine.engine.rounds import round_training_config  # noqa: E402
 from maskengine.modeling import create_model  # noqa: E402
 from maskengine.modeling.registry import bundled_weights_path  # noqa: E402
 from maskengine.training.trainer import train  # noqa: E402

@@ -10,7 +10,8 @@ A round (`run_round`):
    else the project's default set when it has one) (the same images for both, so the
    comparison is fair);
 4. registers the new version with its metrics, and promotes it unless its validation
-   1-point mIoU fell or its NoC@90 rose (beyond `tolerance`); a running server polls the
+   1-point mIoU fell or its NoC@90 rose beyond `tolerance` plus the noise of the paired
+   per-object change (`promotion.judge`, `noise_z`); a running server polls the
    store and switches to a newly promoted version without a restart;
 5. once the project uses stage 2 (it has a detector), retrains the detector on the served
    model's embeddings and all accepted masks, and adds its validation AP50 / recall to the
@@ -36,6 +37,7 @@ from ..detection.config import DetectorConfig
 from ..training.config import StopTraining, TrainingConfig
 from .models import ModelVersion
 from .project_dataset import ProjectDataset
+from .promotion import evaluate_model, judge, promotion_note
 from .store import Project
 from .versions import RoundError, load_version, promote, relative_path, served_version, weights_path
 
@@ -86,6 +88,9 @@ class RoundConfig:
     max_val_images: int = 50  # validation images evaluated at most (in id order)
     max_clicks: int = 20  # clicks per object in the validation protocol
     tolerance: float = 0.0  # mIoU@1 may fall (and NoC@90 rise x20) this much and still promote
+    # ... plus this many standard errors of the paired per-object change (engine/promotion.py;
+    # 0: the strict rule, any fall of mIoU@1 or rise of NoC@90 blocks the promotion).
+    noise_z: float = 2.0
     # Old data replayed with the accepted masks ('synthetic', 'synthetic:organic', an SA-1B
     # folder or a COCO JSON; None: accepted masks only), as this share of the samples.
     # 'auto': the bundled `tiny` model's own training data ('synthetic') when the served
@@ -108,8 +113,9 @@ class RoundConfig:
             raise ValueError("max_val_images and max_clicks must be >= 1")
         if not 0.0 <= self.replay_fraction < 1.0:
             raise ValueError(f"replay_fraction must be in [0, 1), got {self.replay_fraction}")
-        if self.tolerance < 0:
-            raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
+        if self.tolerance < 0 or self.noise_z < 0:
+            raise ValueError(f"tolerance and noise_z must be >= 0, got {self.tolerance} and "
+                             f"{self.noise_z}")
 
 
 class RoundCancelled(StopTraining):
@@ -127,26 +133,6 @@ class RoundResult:
     note: str
     metrics: dict
     weights: Path
-
-
-def validate(model, dataset: ProjectDataset, max_clicks: int) -> dict:  # noqa: ANN001
-    """The evaluation protocol on the accepted validation masks -> summary dict."""
-    from ..evaluation import evaluate_interactive
-    from ..predictor import Predictor
-
-    samples = ((dataset[i].image, dataset[i].masks) for i in range(len(dataset)))
-    report = evaluate_interactive(Predictor(model), samples, max_clicks=max_clicks)
-    return report.summary()
-
-
-def _worse(new: dict, old: dict, tolerance: float) -> str | None:
-    """Why `new` validation figures are worse than `old`, or None."""
-    n, o = new["default"], old["default"]
-    if n["miou@1"] < o["miou@1"] - tolerance:
-        return f"validation mIoU@1 fell from {o['miou@1']:.3f} to {n['miou@1']:.3f}"
-    if n["noc@90"] > o["noc@90"] + 20 * tolerance:
-        return f"validation NoC@90 rose from {o['noc@90']:.2f} to {n['noc@90']:.2f}"
-    return None
 
 
 def run_round(
@@ -333,17 +319,16 @@ def _judge(project: Project, cfg: RoundConfig, start: _RoundStart, weights: Path
     on_phase("validating")
     new_model = create_model(SamConfig(**start.parent_config), checkpoint=weights,
                              device=device)
-    metrics = {"val": validate(new_model, start.val_set, cfg.max_clicks),
-               "val_set": start.val_set.split}
+    new_report = evaluate_model(new_model, start.val_set, cfg.max_clicks)
     with project.session() as s:
         old_model = load_version(project, s.get(ModelVersion, start.parent_id), device)
-    metrics["parent_val"] = validate(old_model, start.val_set, cfg.max_clicks)
-    why = _worse(metrics["val"], metrics["parent_val"], cfg.tolerance)
+    old_report = evaluate_model(old_model, start.val_set, cfg.max_clicks)
+    why, changes = judge(new_report, old_report, cfg.tolerance, cfg.noise_z)
+    metrics = {"val": new_report.summary(), "val_set": start.val_set.split,
+               "parent_val": old_report.summary(), "promotion": changes}
     if why:
         return False, f"kept, not promoted: {why}", metrics
-    v, o = metrics["val"]["default"], metrics["parent_val"]["default"]
-    return True, (f"promoted: validation mIoU@1 {o['miou@1']:.3f} -> {v['miou@1']:.3f}, "
-                  f"NoC@90 {o['noc@90']:.2f} -> {v['noc@90']:.2f}"), metrics
+    return True, promotion_note(changes), metrics
 
 
 def _register(project: Project, start: _RoundStart, weights: Path, metrics: dict,
