@@ -37,6 +37,16 @@ def bundled_sha256(name: str = "tiny") -> str:
     return hashlib.sha256(bundled_weights_path(name).read_bytes()).hexdigest()
 
 
+def run_threads(threads: list) -> float:
+    """Start the threads, wait for all; the wall-clock seconds they took together."""
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def timeit(fn: Callable[[], object], repeat: int, warmup: int = 1) -> dict:
     """Run `fn` warmup + repeat times; seconds as median, min and all runs."""
     for _ in range(warmup):

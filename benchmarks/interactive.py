@@ -57,7 +57,7 @@ from maskengine.engine.store import init_project
 from maskengine.threads import set_process_threads
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write_results  # noqa: E402
+from common import run_threads, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "tests" / "fixtures" / "reference" / "image0.png"  # 640 x 480
@@ -129,12 +129,17 @@ def client_run(url: str, token: str, pts_list: list[list[dict]], out: list[float
                       timeout=120) as c:
         for pts in pts_list:
             body = {"points": pts, "mask_input": prev if len(pts) > 1 else None}
-            t0 = time.perf_counter()
-            r = c.post("/api/images/1/predict", json=body)
-            out.append((time.perf_counter() - t0) * 1000)
-            r.raise_for_status()
-            sizes.append(len(r.content))
-            prev = r.json()["candidates"][0]["low_res"]
+            prev = timed_predict(c, body, out, sizes)["candidates"][0]["low_res"]
+
+
+def timed_predict(c: httpx.Client, body: dict, times: list[float], sizes: list[int]) -> dict:
+    """POST one predict request for image 1; appends its milliseconds and response bytes."""
+    t0 = time.perf_counter()
+    r = c.post("/api/images/1/predict", json=body)
+    times.append((time.perf_counter() - t0) * 1000)
+    r.raise_for_status()
+    sizes.append(len(r.content))
+    return r.json()
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -192,12 +197,7 @@ def over_http(model_name: str, requests: int, threads: int, clients_list: list[i
                 url, token, clicks(np.random.default_rng(100 + k), per), times[k], sizes))
                 for k in range(n_clients)]
             cpu0 = cpu_seconds(proc.pid)
-            t0 = time.perf_counter()
-            for t in ths:
-                t.start()
-            for t in ths:
-                t.join()
-            wall = time.perf_counter() - t0
+            wall = run_threads(ths)
             cpu1 = cpu_seconds(proc.pid)
             flat = [x for ts in times for x in ts]
             res[f"http_{n_clients}_clients"] = {
@@ -290,13 +290,8 @@ def size_over_http(model_name: str, path: Path, w: int, h: int, requests: int,
                         cpu0, times, sizes = cpu_seconds(proc.pid), [], []
                     body = {"points": pts, "mask_input": prev if len(pts) > 1 else None,
                             "display": display}
-                    t0 = time.perf_counter()
-                    r = c.post("/api/images/1/predict", json=body)
-                    times.append((time.perf_counter() - t0) * 1000)
-                    r.raise_for_status()
-                    sizes.append(len(r.content))
-                    prev = r.json()["candidates"][0]["low_res"]
-                    last[name] = r.json()
+                    last[name] = timed_predict(c, body, times, sizes)
+                    prev = last[name]["candidates"][0]["low_res"]
                 cpu1 = cpu_seconds(proc.pid)
                 res[f"predict_{name}"] = {
                     **stats(times), "server_cpu_ms_per_request": None if cpu0 is None

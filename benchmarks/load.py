@@ -35,7 +35,7 @@ from sqlalchemy import func, select  # noqa: E402
 from tests.pg_cluster import throwaway_postgres  # noqa: E402
 from tests.server.conftest import DISK, REFERENCE, run_server  # noqa: E402
 
-from common import environment, write_results  # noqa: E402
+from common import environment, run_threads, write_results  # noqa: E402
 from maskengine.engine.models import Mask, MaskChange  # noqa: E402
 from maskengine.engine.store import Project, init_project  # noqa: E402
 from maskengine.masks import encode_rle  # noqa: E402
@@ -146,12 +146,7 @@ def run_one(database: str, annotators: int, seconds: float, tmp: Path) -> dict:
             until = time.perf_counter() + seconds
             threads = [threading.Thread(target=annotator, args=(srv.url, t, k, until, tally))
                        for k, (t, tally) in enumerate(zip(tokens, tallies, strict=True))]
-            t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - t0
+            wall = run_threads(threads)
         # The server has stopped: the store is read back as it was left.
         return _report(database, annotators, seconds, wall, tallies, root, db_url)
 

@@ -244,9 +244,10 @@ class Trainer:
             else:
                 p.grad.add_(p.detach() - p0, alpha=w)
 
-    def cpu_minutes(self, key: str = "cpu_seconds") -> float:
-        """CPU minutes the saved steps of this run used (metrics.jsonl; older lines without
-        `cpu_seconds` count their wall seconds); key="seconds": their wall-clock minutes."""
+    def spent_minutes(self, key: str = "cpu_seconds") -> float:
+        """Minutes the saved steps of this run used (metrics.jsonl): CPU minutes, or with
+        key="seconds" wall-clock minutes (older lines without `cpu_seconds` count their wall
+        seconds for both)."""
         path = self.run_dir / "metrics.jsonl"
         if not path.is_file():
             return 0.0
@@ -266,7 +267,7 @@ class Trainer:
                  "processes": self.world}, indent=2))
         # Budgets (0: none) on the saved steps' CPU seconds (all ranks) and wall seconds.
         budget = (self.cfg.max_cpu_minutes * 60.0, self.cfg.max_minutes * 60.0)
-        spent = [self.cpu_minutes(k) * 60.0 if self.step else 0.0
+        spent = [self.spent_minutes(k) * 60.0 if self.step else 0.0
                  for k in ("cpu_seconds", "seconds")]
         if self.world > 1:
             spent = [distributed.broadcast_float(x) for x in spent]
