@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maskengine.engine.promotion import judge, promotion_note
+from maskengine.engine.promotion import gate, judge, promotion_note
 from maskengine.engine.rounds import RoundConfig
 from maskengine.evaluation import InteractiveReport
 
@@ -60,3 +60,44 @@ def test_the_gate_refuses_figures_of_different_objects_and_bad_settings():
         RoundConfig(noise_z=-1.0)
     note = promotion_note(judge(a, a)[1])
     assert "within noise" not in note
+
+
+def test_the_gate_also_holds_the_new_model_to_the_starting_version():
+    rng = np.random.default_rng(1)
+    k = 300
+    first = rng.uniform(0.3, 0.8, k)
+    clicks = rng.integers(3, 15, k)
+    start = report(curves_reaching(first, clicks))
+    # The served model drifted down within the noise of one step; the new one a bit more.
+    # Per-object changes of +-0.1 around the drift (two patterns, so the steps are paired
+    # noise, not a constant shift): s.e. 0.0058 a step, 0.0082 over both.
+    swing = 0.1 * np.tile([1, -1], k // 2)
+    served_iou = first - 0.01 + swing
+    served = report(curves_reaching(served_iou, clicks))
+    new = report(curves_reaching(served_iou - 0.008 + 0.1 * np.tile([1, 1, -1, -1], k // 4),
+                                 clicks))
+    assert judge(new, served)[0] is None  # each step alone is within the noise ...
+    calls = []
+
+    def start_report() -> InteractiveReport:
+        calls.append(1)
+        return start
+
+    why, note, figures = gate(new, served, "version 1 (tiny)", start_report)
+    # ... but against the start the fall is real, and the round is not promoted.
+    assert why is not None and why.startswith("against the starting version 1 (tiny): "
+                                              "validation mIoU@1 fell")
+    assert figures["promotion_vs_start"]["miou@1"]["old"] == pytest.approx(first.mean())
+    assert set(figures) == {"parent_val", "promotion", "start_val", "promotion_vs_start"}
+    # A new model as good as the start passes both and says so in its note.
+    why, note, figures = gate(start, served, "version 1 (tiny)", start_report)
+    assert why is None and note.startswith("promoted: validation mIoU@1")
+    assert "; against the starting version 1 (tiny): validation mIoU@1" in note
+    # No starting version to compare with (the served one is it): one comparison only.
+    why, note, figures = gate(new, served, "version 2", None)
+    assert why is None and "promotion_vs_start" not in figures
+    # A model that fails against the served one does not cost the second evaluation.
+    calls.clear()
+    worse = report(curves_reaching(first - 0.2, clicks))
+    why, _, _ = gate(worse, served, "version 1", start_report)
+    assert why.startswith("validation mIoU@1 fell") and not calls

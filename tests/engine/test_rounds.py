@@ -87,10 +87,22 @@ def test_two_rounds_bookkeeping_promotion_and_hot_switch(tmp_path: Path) -> None
         assert client.get("/api/model").json()["id"] == r1.version_id
         with sp.project.session() as s:
             assert served_version(s).id == r1.version_id
+
+        # Round 3 starts from round 1's version and is held to the starting version too.
+        r3 = run_round(sp.project, RoundConfig(
+            training=round_training_config({**TRAIN, "seed": 3}), max_clicks=3,
+            tolerance=1.0), progress=False, log=lambda _m: None)
+        assert r3.promoted, r3.note
+        assert f"; against the starting version {first['id']} (" in r3.note
+        start_fig = r3.metrics["promotion_vs_start"]["miou@1"]
+        assert start_fig["old"] == pytest.approx(r3.metrics["start_val"]["default"]["miou@1"])
+        assert start_fig["new"] == pytest.approx(r3.metrics["val"]["default"]["miou@1"])
+        assert "promotion_vs_start" not in r1.metrics  # round 1's served version is the start
+        with sp.project.session() as s:
             rows = round_stats(s)
 
     assert [(r.round, r.promoted, r.serving) for r in rows] == [
-        (0, True, False), (1, True, True), (2, False, False)]
+        (0, True, False), (1, True, False), (2, False, False), (3, True, True)]
     r0 = rows[0]
     assert r0.masks == saved and r0.clicks_per_mask == pytest.approx(clicks / saved)
     assert r0.masks_per_image == pytest.approx(saved / r0.images)

@@ -8,10 +8,14 @@ new model worse only when a figure moved the wrong way by more than `tolerance` 
 objects NoC@90 moves by a few tenths between two equally good models (clicks are whole
 numbers, capped at `max_clicks`); without the noise term such a move blocks a model that is
 better at the first click (benchmarks/data_engine.py). `noise_z = 0` is the strict rule.
+
+Small losses within the noise could still add up over rounds, so `gate` also compares the
+new model with the version the project's rounds started from, under the same rule.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,3 +89,25 @@ def promotion_note(changes: dict) -> str:
     if n["new"] > n["old"]:
         parts[1] += f" (within noise: s.e. {n['se']:.2f})"
     return "promoted: " + ", ".join(parts)
+
+
+def gate(new: InteractiveReport, served: InteractiveReport, start_name: str,
+         start: Callable[[], InteractiveReport] | None, tolerance: float = 0.0,
+         noise_z: float = 2.0) -> tuple[str | None, str, dict]:
+    """The promotion decision: why the new model is worse than the served one or than the
+    starting version `start_name` (None: promote), the note of a promoted round, and the
+    figures for the round's metrics. `start` evaluates the starting version (None when it is
+    the served one); it runs only when the new model passed against the served one."""
+    why, changes = judge(new, served, tolerance, noise_z)
+    figures = {"parent_val": served.summary(), "promotion": changes}
+    note = promotion_note(changes)
+    if start is None or why:
+        return why, note, figures
+    first = start()
+    first_why, first_changes = judge(new, first, tolerance, noise_z)
+    figures |= {"start_val": first.summary(), "promotion_vs_start": first_changes}
+    note += (f"; against the starting {start_name}: "
+             + promotion_note(first_changes).removeprefix("promoted: "))
+    if first_why:
+        why = f"against the starting {start_name}: {first_why}"
+    return why, note, figures

@@ -11,8 +11,9 @@ A round (`run_round`):
    comparison is fair);
 4. registers the new version with its metrics, and promotes it unless its validation
    1-point mIoU fell or its NoC@90 rose beyond `tolerance` plus the noise of the paired
-   per-object change (`promotion.judge`, `noise_z`); a running server polls the
-   store and switches to a newly promoted version without a restart;
+   per-object change (`promotion.judge`, `noise_z`), against the served version or the
+   version the rounds started from (`guard_start`); a running server polls the store and
+   switches to a newly promoted version without a restart;
 5. once the project uses stage 2 (it has a detector), retrains the detector on the served
    model's embeddings and all accepted masks, and adds its validation AP50 / recall to the
    round's metrics (`RoundConfig.detector`).
@@ -37,9 +38,17 @@ from ..detection.config import DetectorConfig
 from ..training.config import StopTraining, TrainingConfig
 from .models import ModelVersion
 from .project_dataset import ProjectDataset
-from .promotion import evaluate_model, judge, promotion_note
+from .promotion import evaluate_model, gate
 from .store import Project
-from .versions import RoundError, load_version, promote, relative_path, served_version, weights_path
+from .versions import (
+    RoundError,
+    load_version,
+    promote,
+    relative_path,
+    served_version,
+    starting_version,
+    weights_path,
+)
 
 if TYPE_CHECKING:
     from ..quality.evalsets import EvalSetDataset
@@ -91,6 +100,9 @@ class RoundConfig:
     # ... plus this many standard errors of the paired per-object change (engine/promotion.py;
     # 0: the strict rule, any fall of mIoU@1 or rise of NoC@90 blocks the promotion).
     noise_z: float = 2.0
+    # Also compare with the version the project's rounds started from (the served one's
+    # first ancestor), under the same rule: losses within the noise cannot add up.
+    guard_start: bool = True
     # Old data replayed with the accepted masks ('synthetic', 'synthetic:organic', an SA-1B
     # folder or a COCO JSON; None: accepted masks only), as this share of the samples.
     # 'auto': the bundled `tiny` model's own training data ('synthetic') when the served
@@ -321,14 +333,20 @@ def _judge(project: Project, cfg: RoundConfig, start: _RoundStart, weights: Path
                              device=device)
     new_report = evaluate_model(new_model, start.val_set, cfg.max_clicks)
     with project.session() as s:
-        old_model = load_version(project, s.get(ModelVersion, start.parent_id), device)
-    old_report = evaluate_model(old_model, start.val_set, cfg.max_clicks)
-    why, changes = judge(new_report, old_report, cfg.tolerance, cfg.noise_z)
-    metrics = {"val": new_report.summary(), "val_set": start.val_set.split,
-               "parent_val": old_report.summary(), "promotion": changes}
+        parent = s.get(ModelVersion, start.parent_id)
+        old_model = load_version(project, parent, device)
+        first = starting_version(s, parent) if cfg.guard_start else parent
+        first_model = load_version(project, first, device) if first.id != parent.id else None
+        first_name = f"version {first.id} ({first.name})"
+    report = lambda model: evaluate_model(model, start.val_set, cfg.max_clicks)  # noqa: E731
+    why, note, changes = gate(
+        new_report, report(old_model), first_name,
+        None if first_model is None else (lambda: report(first_model)),
+        cfg.tolerance, cfg.noise_z)
+    metrics = {"val": new_report.summary(), "val_set": start.val_set.split, **changes}
     if why:
         return False, f"kept, not promoted: {why}", metrics
-    return True, promotion_note(changes), metrics
+    return True, note, metrics
 
 
 def _register(project: Project, start: _RoundStart, weights: Path, metrics: dict,

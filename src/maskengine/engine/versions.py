@@ -40,6 +40,18 @@ def served_version(s: Session) -> ModelVersion | None:
     return s.scalar(q)
 
 
+def starting_version(s: Session, mv: ModelVersion) -> ModelVersion:
+    """The version `mv`'s rounds started from: its ancestor without a parent."""
+    seen = {mv.id}
+    while mv.parent_id is not None:
+        mv = s.get(ModelVersion, mv.parent_id)
+        if mv is None or mv.id in seen:
+            raise RoundError(f"the parents of model version {next(iter(seen))} do not lead "
+                             f"back to a starting version (a missing or circular parent)")
+        seen.add(mv.id)
+    return mv
+
+
 def promote(s: Session, mv: ModelVersion, note: str | None = None) -> None:
     mv.promoted_at = utcnow()
     if note is not None:
