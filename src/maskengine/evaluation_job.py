@@ -53,6 +53,9 @@ class EvalConfig(_ModelData):
 
     max_clicks: int = field(default=20, metadata={"help": "clicks per object at most"})
     feed_mask: bool = field(default=True, metadata={"help": "feed back previous logits"})
+    focus: bool | None = field(default=None, metadata={
+        "help": "answer small masks again on a zoomed crop (maskengine.focus; default: on "
+                "for models with an input under 1024, like tiny)"})
     proposals: bool = field(default=False, metadata={
         "help": "also measure AR@100/1000 of the automatic mask generator"})
     points_per_side: int = field(default=32, metadata={"help": "generator grid for AR@k"})
@@ -154,16 +157,17 @@ def _run(cfg: EvalConfig, model, n: int, samples, progress: bool) -> dict:  # no
     from rich.progress import Progress
 
     from .evaluation import evaluate_interactive
-    from .predictor import Predictor
+    from .focus import FocusPredictor, click_predictor
 
-    predictor = Predictor(model)
+    predictor = click_predictor(model, cfg.focus)
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("interactive", total=n)
         report = evaluate_interactive(predictor, samples(), max_clicks=cfg.max_clicks,
                                       feed_mask=cfg.feed_mask,
                                       on_image=lambda _k: bar.advance(task))
         result = {"images": n, "data": cfg.data, "data_seed": cfg.data_seed,
-                  "model": cfg.model, "checkpoint": cfg.checkpoint, **report.summary()}
+                  "model": cfg.model, "checkpoint": cfg.checkpoint,
+                  "focus": isinstance(predictor, FocusPredictor), **report.summary()}
         if cfg.proposals:
             result["generator"] = {"points_per_side": cfg.points_per_side,
                                    "pred_iou_thresh": cfg.pred_iou_thresh,

@@ -1,0 +1,185 @@
+"""A second, zoomed-in pass for small objects (the "focus" pass).
+
+A model with a small input (the bundled `tiny` sees 256 x 256, a 32 x 32 embedding) spends
+only a few embedding cells on a small object, and its masks of such objects are coarse:
+two thirds of the evaluation objects are COCO-small, and they need about three times the
+clicks of medium ones. The focus pass answers a prompt as usual, and when the chosen mask
+is small it answers the same prompt again on a crop around that mask, resized to the model's
+input, and pastes the result back (the idea of FocalClick's focus view; SAM's generator
+crops for the same reason).
+
+Per prompt k, after the ordinary pass:
+  - the box around the chosen mask (highest predicted IoU) and the positive clicks; when
+    its longest side is at most `max_fraction` of the image's longest side,
+  - a square crop `context` times that side (at least `min_crop` of the longest side),
+    snapped to a grid of 1/32 of the longest side so that nearby prompts share a crop
+    (each crop's embedding is computed once per image and kept),
+  - the prompt again in the crop (points shifted; boxes shifted; mask_input resampled from
+    the full-image grid to the crop's), its masks pasted into the full frame (nothing
+    outside the crop), its IoU predictions, and its low-res logits resampled into the crop's
+    part of the full-image grid (so feeding them back in the next call works as usual).
+Large objects keep the ordinary answer unchanged.
+
+`FocusPredictor` has the `Predictor` methods the interactive tools use (`set_image`,
+`predict`, `predict_batch`); it needs the image's pixels (not only a cached embedding).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .modeling import Sam
+from .predictor import Predictor
+
+
+@dataclass(frozen=True)
+class FocusConfig:
+    """When and how the focus pass zooms in."""
+
+    max_fraction: float = 0.19  # masks whose box is at most this share of the longest side
+    context: float = 2.0  # the crop's side over the box's longest side
+    min_crop: float = 0.25  # the crop's side at least this share of the longest side
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_fraction <= 1 or self.context < 1 or not 0 < self.min_crop <= 1:
+            raise ValueError(f"focus settings out of range: {self}")
+
+
+def focus_default(model: Sam) -> bool:
+    """Whether a model gets the focus pass when nobody says: models with an input under
+    1024 (made for CPUs, like the bundled `tiny`); the released ones keep the official
+    single pass."""
+    return model.config.image_size < 1024
+
+
+class FocusPredictor:
+    """A `Predictor` with the focus pass for small masks (see the module docstring)."""
+
+    def __init__(self, model: Sam, config: FocusConfig | None = None) -> None:
+        self.cfg = config or FocusConfig()
+        self.full = Predictor(model)
+        self.crop = Predictor(model)
+        self.low_res = model.config.low_res_size
+        self.image: np.ndarray | None = None
+        self._crops: dict[tuple[int, int, int], torch.Tensor] = {}
+        self.crops_encoded = 0  # crops whose embedding was computed (for benchmarks)
+
+    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
+        self.full.set_image(image, image_format)
+        rgb = np.asarray(image)
+        self.image = rgb if image_format == "RGB" else rgb[..., ::-1]
+        self._crops = {}
+
+    # -- the crop ----------------------------------------------------------------------
+    def crop_box(self, mask: np.ndarray, points: np.ndarray) -> tuple[int, int, int] | None:
+        """(x0, y0, side) of the crop for a mask (H x W bool) and its positive clicks
+        (N x 2), or None when the mask is empty or not small."""
+        h, w = mask.shape
+        longest = max(h, w)
+        ys, xs = np.nonzero(mask)
+        if len(ys) == 0:
+            return None
+        px, py = (points[:, 0], points[:, 1]) if len(points) else (xs[:1], ys[:1])
+        x_lo, x_hi = min(xs.min(), px.min()), max(xs.max() + 1, px.max() + 1)
+        y_lo, y_hi = min(ys.min(), py.min()), max(ys.max() + 1, py.max() + 1)
+        side = max(x_hi - x_lo, y_hi - y_lo)
+        if side > self.cfg.max_fraction * longest:
+            return None
+        q = max(1, longest // 32)
+        want = max(self.cfg.context * side, self.cfg.min_crop * longest)
+        side = int(min(math.ceil(want / q) * q, h, w))
+        cx, cy = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
+        x0 = int(round(min(max(cx - side / 2, 0), w - side) / q) * q)
+        y0 = int(round(min(max(cy - side / 2, 0), h - side) / q) * q)
+        return min(max(x0, 0), w - side), min(max(y0, 0), h - side), side
+
+    def _set_crop(self, box: tuple[int, int, int]) -> None:
+        x0, y0, side = box
+        if box not in self._crops:
+            self.crop.set_image(np.ascontiguousarray(self.image[y0:y0 + side, x0:x0 + side]))
+            self._crops[box] = self.crop.features
+            self.crops_encoded += 1
+        self.crop.set_embedding(self._crops[box], (side, side))
+
+    def _grid_region(self, box: tuple[int, int, int]) -> tuple[float, float, float]:
+        """The crop's (x, y, side) in cells of the full image's low-res logit grid."""
+        h, w = self.image.shape[:2]
+        r = self.low_res / max(h, w)
+        return box[0] * r, box[1] * r, box[2] * r
+
+    def _mask_in_crop(self, logits: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
+        """1 x L x L full-image logits -> the crop's part, resampled to 1 x L x L."""
+        gx, gy, gs = self._grid_region(box)
+        n = self.low_res
+        steps = (torch.arange(n, dtype=torch.float32) + 0.5) / n * gs
+        xs, ys = (gx + steps) / n * 2 - 1, (gy + steps) / n * 2 - 1
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]
+        t = torch.as_tensor(logits, dtype=torch.float32)[None]
+        return F.grid_sample(t, grid, mode="bilinear", align_corners=False)[0].numpy()
+
+    def _paste_logits(self, out: np.ndarray, crop_logits: np.ndarray,
+                      box: tuple[int, int, int]) -> None:
+        """Write C x L x L crop logits into their part of `out` (C x L x L, full image)."""
+        gx, gy, gs = self._grid_region(box)
+        a, b, n = int(round(gy)), int(round(gx)), max(1, int(round(gs)))
+        small = F.interpolate(torch.as_tensor(crop_logits)[None], size=(n, n),
+                              mode="bilinear", antialias=True, align_corners=False)[0]
+        rows, cols = min(n, out.shape[1] - a), min(n, out.shape[2] - b)
+        out[:, a:a + rows, b:b + cols] = small[:, :rows, :cols].numpy()
+
+    # -- prompts -----------------------------------------------------------------------
+    def predict(self, point_coords: np.ndarray | None = None,
+                point_labels: np.ndarray | None = None, box: np.ndarray | None = None,
+                mask_input: np.ndarray | None = None, multimask_output: bool = True,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One prompt, as `Predictor.predict` (masks C x H x W, IoU C, logits C x L x L)."""
+        def batch(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else np.asarray(a)[None]
+        m, s, lg = self.predict_batch(batch(point_coords), batch(point_labels), batch(box),
+                                      batch(mask_input), multimask_output)
+        return m[0], s[0], lg[0]
+
+    def predict_batch(self, point_coords: np.ndarray | None = None,
+                      point_labels: np.ndarray | None = None, boxes: np.ndarray | None = None,
+                      mask_input: np.ndarray | None = None, multimask_output: bool = True,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """K prompts, as `Predictor.predict_batch`; small masks answered on their crop."""
+        if self.image is None:
+            raise ValueError("no image set: call set_image(image) before predicting")
+        masks, scores, logits = self.full.predict_batch(point_coords, point_labels, boxes,
+                                                        mask_input, multimask_output)
+        masks, scores, logits = masks.copy(), scores.copy(), logits.copy()
+        for k in range(len(masks)):
+            pts = np.zeros((0, 2))
+            if point_coords is not None:
+                pts = np.asarray(point_coords[k])[np.asarray(point_labels[k]) > 0]
+            crop = self.crop_box(masks[k, int(scores[k].argmax())], pts)
+            if crop is None:
+                continue
+            self._set_crop(crop)
+            x0, y0, side = crop
+            shift = np.array([x0, y0], dtype=np.float64)
+            cm, cs, cl = self.crop.predict(
+                None if point_coords is None else np.asarray(point_coords[k]) - shift,
+                None if point_labels is None else np.asarray(point_labels[k]),
+                None if boxes is None else np.asarray(boxes[k]) - np.tile(shift, 2),
+                None if mask_input is None else self._mask_in_crop(mask_input[k], crop),
+                multimask_output=multimask_output)
+            masks[k] = False
+            masks[k, :, y0:y0 + side, x0:x0 + side] = cm
+            scores[k] = cs
+            self._paste_logits(logits[k], cl, crop)
+        return masks, scores, logits
+
+
+def click_predictor(model: Sam, focus: bool | None = None,
+                    config: FocusConfig | None = None) -> Predictor | FocusPredictor:
+    """The predictor the interactive tools use: with the focus pass when `focus` (None:
+    `focus_default(model)`)."""
+    use = focus_default(model) if focus is None else focus
+    return FocusPredictor(model, config) if use else Predictor(model)
