@@ -19,8 +19,8 @@ from maskengine.engine.rounds import RoundConfig, RoundError, round_training_con
 from maskengine.engine.simulate import make_synthetic_project
 from maskengine.evaluation import evaluate_interactive
 from maskengine.evaluation_job import EvalConfig, run_evaluation
+from maskengine.focus import click_predictor
 from maskengine.modeling import create_model
-from maskengine.predictor import Predictor
 from maskengine.quality.evalsets import (
     EvalSetDataset,
     EvalSetError,
@@ -128,7 +128,8 @@ def test_eval_by_name_equals_evaluating_the_masks_directly(sp, tmp_path: Path) -
     assert by_name["model_version_id"] is not None
     samples = [(generate_scene(SCENES, 6, i).image, sp.ground_truth[image_id])
                for i, image_id in enumerate(sp.val_ids)]
-    direct = evaluate_interactive(Predictor(create_model("tiny")), samples,
+    # `maskengine eval` answers as the interactive tools do (tiny: with the focus pass).
+    direct = evaluate_interactive(click_predictor(create_model("tiny")), samples,
                                   max_clicks=3).summary()
     for key in ("objects", "default", "oracle", "by_size"):
         assert by_name[key] == direct[key], key
