@@ -24,11 +24,15 @@ def curves_reaching(first: np.ndarray, clicks: np.ndarray, max_clicks: int = 20)
     return c
 
 
+def random_objects(seed: int, k: int, most_clicks: int):  # noqa: ANN201
+    """(rng, first-click IoUs, clicks to 0.95) of k random validation objects."""
+    rng = np.random.default_rng(seed)
+    return rng, rng.uniform(0.3, 0.8, k), rng.integers(3, most_clicks, k)
+
+
 def test_a_noisy_rise_of_noc90_with_a_better_first_click_is_promoted_not_a_real_fall():
-    rng = np.random.default_rng(0)
     k = 200
-    first = rng.uniform(0.3, 0.8, k)
-    clicks = rng.integers(3, 25, k)
+    rng, first, clicks = random_objects(0, k, 25)
     old = report(curves_reaching(first, clicks))
     # Better at the first click; clicks to 0.9 shuffled by -3..+4 (a small mean rise).
     jitter = rng.integers(-3, 5, k)
@@ -63,10 +67,8 @@ def test_the_gate_refuses_figures_of_different_objects_and_bad_settings():
 
 
 def test_the_gate_also_holds_the_new_model_to_the_starting_version():
-    rng = np.random.default_rng(1)
     k = 300
-    first = rng.uniform(0.3, 0.8, k)
-    clicks = rng.integers(3, 15, k)
+    _, first, clicks = random_objects(1, k, 15)
     start = report(curves_reaching(first, clicks))
     # The served model drifted down within the noise of one step; the new one a bit more.
     # Per-object changes of +-0.1 around the drift (two patterns, so the steps are paired

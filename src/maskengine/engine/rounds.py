@@ -51,6 +51,7 @@ from .versions import (
 )
 
 if TYPE_CHECKING:
+    from ..evaluation import InteractiveReport
     from ..quality.evalsets import EvalSetDataset
 
 # Fine-tuning defaults of a round: short, gentle, cheap on a CPU. `maskengine train PROJECT`
@@ -338,7 +339,9 @@ def _judge(project: Project, cfg: RoundConfig, start: _RoundStart, weights: Path
         first = starting_version(s, parent) if cfg.guard_start else parent
         first_model = load_version(project, first, device) if first.id != parent.id else None
         first_name = f"version {first.id} ({first.name})"
-    report = lambda model: evaluate_model(model, start.val_set, cfg.max_clicks)  # noqa: E731
+    def report(model) -> InteractiveReport:  # noqa: ANN001
+        return evaluate_model(model, start.val_set, cfg.max_clicks)
+
     why, note, changes = gate(
         new_report, report(old_model), first_name,
         None if first_model is None else (lambda: report(first_model)),
