@@ -10,7 +10,7 @@ import pytest
 from maskengine import Predictor, create_model
 from maskengine.evaluation import evaluate_interactive
 from maskengine.evaluation_job import EvalConfig, eval_samples
-from maskengine.focus import FocusConfig, FocusPredictor, click_predictor
+from maskengine.focus import FocusConfig, FocusPredictor, click_predictor, logits_in_crop
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_logits_fed_back_land_where_they_came_from(tiny, scenes):
     full = np.full((1, 128, 128), -20.0, np.float32)
     focus._paste_logits(full, crop_logits.astype(np.float32), box)
     assert full[0, :48, :].max() == -20.0 and full[0, 48:112, 32:96].min() > -6  # in place
-    back = focus._mask_in_crop(full, box)
+    back = logits_in_crop(full, box, focus.image.shape[:2])
     np.testing.assert_allclose(back[0, 8:-8, 8:-8], crop_logits[0, 8:-8, 8:-8], atol=0.3)
 
 
@@ -98,3 +98,37 @@ def test_focus_helps_small_objects_of_the_bundled_model(tiny, scenes):
     assert focus.default[small, 0].mean() > plain.default[small, 0].mean() + 0.03
     assert focus.default[small, 2].mean() > plain.default[small, 2].mean() + 0.05
     assert focus.default[~small, 0].mean() > plain.default[~small, 0].mean() - 0.05
+
+
+def test_the_server_answers_a_first_click_as_the_focus_predictor(tiny, scenes, tmp_path):
+    """The annotation server's Segmenter runs the same focus pass as `maskengine eval`: a
+    first click on a small object gets the same crop and the same masks."""
+    from PIL import Image
+
+    from maskengine.engine import rle
+    from maskengine.engine.segmenter import ImageRef, Segmenter, make_prompt
+    from maskengine.evaluation import next_click
+
+    image, gts = scenes[0]
+    Image.fromarray(image).save(tmp_path / "im.png")
+    ref = ImageRef(id=1, path=tmp_path / "im.png", sha256="s", height=image.shape[0],
+                   width=image.shape[1])
+    seg = Segmenter(tiny, 1, tmp_path / "cache")  # focus on: tiny's default
+    fp = FocusPredictor(tiny)
+    fp.set_image(image)
+    focused = 0
+    try:
+        for gt in gts[np.argsort(gts.reshape(len(gts), -1).sum(1))][:4]:  # smallest first
+            x, y, label = next_click(gt, np.zeros_like(gt))
+            cands = seg.predict(ref, make_prompt(ref, points=[(x, y, label)], box=None,
+                                                 mask_input=None, low_res_size=128))
+            masks, scores, _ = fp.predict(np.array([[x, y]]), np.array([label]))
+            order = np.argsort(-scores, kind="stable")
+            assert [c.score for c in cands] == pytest.approx(scores[order].tolist(), abs=1e-3)
+            for c, i in zip(cands, order, strict=True):
+                got = rle.decode(c.counts, *image.shape[:2])
+                assert (got != masks[i]).sum() <= 0.01 * max(masks[i].sum(), 1)
+            focused += cands[0].region is not None
+    finally:
+        seg.close()
+    assert focused >= 2  # small objects were answered on a crop

@@ -18,7 +18,8 @@ Per prompt k, after the ordinary pass:
     the full-image grid to the crop's), its masks pasted into the full frame (nothing
     outside the crop), its IoU predictions, and its low-res logits resampled into the crop's
     part of the full-image grid (so feeding them back in the next call works as usual).
-Large objects keep the ordinary answer unchanged.
+Large objects keep the ordinary answer unchanged, and so does a prompt whose crop answer
+is empty.
 
 `FocusPredictor` has the `Predictor` methods the interactive tools use (`set_image`,
 `predict`, `predict_batch`); it needs the image's pixels (not only a cached embedding).
@@ -57,6 +58,42 @@ def focus_default(model: Sam) -> bool:
     return model.config.image_size < 1024
 
 
+def focus_crop(box: tuple[float, float, float, float], points: np.ndarray,
+               size: tuple[int, int], cfg: FocusConfig) -> tuple[int, int, int] | None:
+    """(x0, y0, side) of the square crop the focus pass answers on, for a mask whose box is
+    `box` (x0, y0, x1, y1 pixels) with its positive clicks (N x 2) in an image of `size`
+    (H, W); None when the mask is not small."""
+    h, w = size
+    longest = max(h, w)
+    px, py = (points[:, 0], points[:, 1]) if len(points) else (box[:1], box[1:2])
+    x_lo, x_hi = min(box[0], np.min(px)), max(box[2], np.max(px) + 1)
+    y_lo, y_hi = min(box[1], np.min(py)), max(box[3], np.max(py) + 1)
+    side = max(x_hi - x_lo, y_hi - y_lo)
+    if side > cfg.max_fraction * longest:
+        return None
+    q = max(1, longest // 32)
+    want = max(cfg.context * side, cfg.min_crop * longest)
+    side = int(min(math.ceil(want / q) * q, h, w))
+    cx, cy = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
+    x0 = int(round(min(max(cx - side / 2, 0), w - side) / q) * q)
+    y0 = int(round(min(max(cy - side / 2, 0), h - side) / q) * q)
+    return min(max(x0, 0), w - side), min(max(y0, 0), h - side), side
+
+
+def logits_in_crop(logits: np.ndarray, crop: tuple[int, int, int],
+                   size: tuple[int, int]) -> np.ndarray:
+    """C x L x L low-res logits of a whole image of `size` (H, W) -> the part the square
+    crop (x0, y0, side) covers, resampled to C x L x L (the crop's own grid)."""
+    n = logits.shape[-1]
+    r = n / max(size)
+    gx, gy, gs = crop[0] * r, crop[1] * r, crop[2] * r
+    steps = (torch.arange(n, dtype=torch.float32) + 0.5) / n * gs
+    xs, ys = (gx + steps) / n * 2 - 1, (gy + steps) / n * 2 - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]
+    t = torch.as_tensor(logits, dtype=torch.float32)[None]
+    return F.grid_sample(t, grid, mode="bilinear", align_corners=False)[0].numpy()
+
+
 class FocusPredictor:
     """A `Predictor` with the focus pass for small masks (see the module docstring)."""
 
@@ -79,24 +116,11 @@ class FocusPredictor:
     def crop_box(self, mask: np.ndarray, points: np.ndarray) -> tuple[int, int, int] | None:
         """(x0, y0, side) of the crop for a mask (H x W bool) and its positive clicks
         (N x 2), or None when the mask is empty or not small."""
-        h, w = mask.shape
-        longest = max(h, w)
         ys, xs = np.nonzero(mask)
         if len(ys) == 0:
             return None
-        px, py = (points[:, 0], points[:, 1]) if len(points) else (xs[:1], ys[:1])
-        x_lo, x_hi = min(xs.min(), px.min()), max(xs.max() + 1, px.max() + 1)
-        y_lo, y_hi = min(ys.min(), py.min()), max(ys.max() + 1, py.max() + 1)
-        side = max(x_hi - x_lo, y_hi - y_lo)
-        if side > self.cfg.max_fraction * longest:
-            return None
-        q = max(1, longest // 32)
-        want = max(self.cfg.context * side, self.cfg.min_crop * longest)
-        side = int(min(math.ceil(want / q) * q, h, w))
-        cx, cy = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
-        x0 = int(round(min(max(cx - side / 2, 0), w - side) / q) * q)
-        y0 = int(round(min(max(cy - side / 2, 0), h - side) / q) * q)
-        return min(max(x0, 0), w - side), min(max(y0, 0), h - side), side
+        box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        return focus_crop(box, points, mask.shape, self.cfg)
 
     def _set_crop(self, box: tuple[int, int, int]) -> None:
         x0, y0, side = box
@@ -111,16 +135,6 @@ class FocusPredictor:
         h, w = self.image.shape[:2]
         r = self.low_res / max(h, w)
         return box[0] * r, box[1] * r, box[2] * r
-
-    def _mask_in_crop(self, logits: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
-        """1 x L x L full-image logits -> the crop's part, resampled to 1 x L x L."""
-        gx, gy, gs = self._grid_region(box)
-        n = self.low_res
-        steps = (torch.arange(n, dtype=torch.float32) + 0.5) / n * gs
-        xs, ys = (gx + steps) / n * 2 - 1, (gy + steps) / n * 2 - 1
-        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]
-        t = torch.as_tensor(logits, dtype=torch.float32)[None]
-        return F.grid_sample(t, grid, mode="bilinear", align_corners=False)[0].numpy()
 
     def _paste_logits(self, out: np.ndarray, crop_logits: np.ndarray,
                       box: tuple[int, int, int]) -> None:
@@ -168,8 +182,11 @@ class FocusPredictor:
                 None if point_coords is None else np.asarray(point_coords[k]) - shift,
                 None if point_labels is None else np.asarray(point_labels[k]),
                 None if boxes is None else np.asarray(boxes[k]) - np.tile(shift, 2),
-                None if mask_input is None else self._mask_in_crop(mask_input[k], crop),
+                None if mask_input is None
+                else logits_in_crop(mask_input[k], crop, self.image.shape[:2]),
                 multimask_output=multimask_output)
+            if not cm[int(cs.argmax())].any():
+                continue  # an empty crop answer helps nobody: keep the plain one
             masks[k] = False
             masks[k, :, y0:y0 + side, x0:x0 + side] = cm
             scores[k] = cs

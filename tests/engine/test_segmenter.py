@@ -21,7 +21,7 @@ def setup(tmp_path_factory):
     path = root / "im.png"
     Image.fromarray(image).save(path)
     model = create_model("tiny")
-    seg = Segmenter(model, 1, root / "cache")
+    seg = Segmenter(model, 1, root / "cache", focus=False)  # the plain pass (see test_focus)
     yield image, ImageRef(id=1, path=path, sha256="abc", height=48, width=64), seg, model
     seg.close()
 

@@ -1,6 +1,6 @@
 """Asking the model on a zoomed-in region: a small object of a big picture gets the model's
 full input resolution (an embedding of the crop, cached), masks come back in the image's
-frame, and bad regions are refused."""
+frame, and bad regions are refused. The focus pass picks such a region by itself."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ CX, CY, R = 1500, 700, 12  # a 24 px disk: 2.6 px across in a 256 view of the wh
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def project_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("region")
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:H, :W]
@@ -33,11 +33,23 @@ def client(tmp_path_factory):
     Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(tmp / "images" / "big.png")
     project, token = init_project(tmp / "project", tmp / "images", val_fraction=0.0)
     project.close()
-    app = create_app(tmp / "project", ServerSettings(model="tiny", model_poll=0, prefetch=0))
-    with TestClient(app) as c:
-        c.headers["Authorization"] = f"Bearer {token}"
-        c.disk = disk
-        c.cache = tmp / "project"
+    return tmp / "project", token, disk
+
+
+def _client(project_dir, focus: bool | None):  # noqa: ANN202 - a context manager
+    path, token, disk = project_dir
+    app = create_app(path, ServerSettings(model="tiny", model_poll=0, prefetch=0,
+                                          focus=focus))
+    c = TestClient(app)
+    c.headers["Authorization"] = f"Bearer {token}"
+    c.disk, c.cache = disk, path
+    return c
+
+
+@pytest.fixture(scope="module")
+def client(project_dir):
+    """The server with the focus pass off: regions come only from the request."""
+    with _client(project_dir, focus=False) as c:
         yield c
 
 
@@ -92,3 +104,29 @@ def test_the_whole_image_as_region_is_the_image(client) -> None:
     b = client.post("/api/images/1/predict",
                     json={"points": [point], "region": [0, 0, W, H]}).json()
     assert b["region"] is None and a["candidates"] == b["candidates"]
+
+
+def test_the_focus_pass_chooses_the_region_itself(project_dir, client) -> None:
+    """With the focus pass (tiny's default) a prompt on the whole image whose answer is
+    small comes back answered on a crop around it, the crop named in `region`; the page
+    sends that region with the next prompt on the mask, and drops it for a prompt outside."""
+    point = {"x": CX, "y": CY, "label": 1}
+    plain = client.post("/api/images/1/predict", json={"points": [point]}).json()
+    with _client(project_dir, focus=None) as c:
+        res = c.post("/api/images/1/predict", json={"points": [point]}).json()
+        x0, y0, x1, y1 = res["region"]
+        assert x1 - x0 == y1 - y0 >= W // 4 and x0 <= CX <= x1 and y0 <= CY <= y1
+        outside = np.ones((H, W), dtype=bool)
+        outside[y0:y1, x0:x1] = False
+        for cand in res["candidates"]:
+            assert not rle.decode(cand["counts"], H, W)[outside].any()
+        assert _best_iou(res, c.disk) >= 0.8 > _best_iou(plain, c.disk) + 0.2
+
+        # The next click on this mask, with its region and logits: answered on the crop.
+        again = c.post("/api/images/1/predict", json={
+            "points": [point, {"x": CX + 40, "y": CY, "label": 0}], "region": res["region"],
+            "mask_input": res["candidates"][0]["low_res"]}).json()
+        assert again["region"] == res["region"] and _best_iou(again, c.disk) >= 0.8
+        # A large answer keeps the whole image: a box over most of the picture.
+        big = c.post("/api/images/1/predict", json={"box": [100, 100, W - 100, H - 100]})
+        assert big.status_code == 200 and big.json()["region"] is None

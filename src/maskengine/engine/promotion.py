@@ -25,12 +25,13 @@ from ..evaluation import InteractiveReport, clicks_to
 
 def evaluate_model(model, dataset, max_clicks: int) -> InteractiveReport:  # noqa: ANN001
     """The evaluation protocol on a dataset of (image, masks) items (a ProjectDataset or an
-    evaluation set) -> the per-object report."""
+    evaluation set) -> the per-object report. The model answers as the annotation page
+    serves it: with the focus pass where that is its default (`focus.click_predictor`)."""
     from ..evaluation import evaluate_interactive
-    from ..predictor import Predictor
+    from ..focus import click_predictor
 
     samples = ((dataset[i].image, dataset[i].masks) for i in range(len(dataset)))
-    return evaluate_interactive(Predictor(model), samples, max_clicks=max_clicks)
+    return evaluate_interactive(click_predictor(model), samples, max_clicks=max_clicks)
 
 
 def validate(model, dataset, max_clicks: int) -> dict:  # noqa: ANN001

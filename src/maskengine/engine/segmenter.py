@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import torch
 from PIL import Image as PILImage
 
 from ..config import SamConfig
+from ..focus import FocusConfig, focus_crop, focus_default, logits_in_crop
 from ..modeling import Sam, create_model
 from ..modeling.registry import bundled_weights_path
 from ..predictor import check_prompts, decode_prompts, input_frame_prompts
@@ -157,6 +158,7 @@ class Candidate:
     score: float  # predicted IoU
     low_res: np.ndarray  # L x L float16 logits, to send back as the next mask_input
     view: MaskView | None = None  # where `counts` lies when drawn for a display
+    region: Region | None = None  # the crop the model saw (None: the whole image)
 
 
 @dataclass(frozen=True)
@@ -196,13 +198,20 @@ def model_key(config: SamConfig, weights: str | None) -> tuple[str, str | None]:
 
 
 class Segmenter:
-    """One model version: its embedding cache and a stateless `predict`."""
+    """One model version: its embedding cache and a stateless `predict`.
+
+    `focus`: the focus pass (`maskengine.focus`) for prompts on the whole image: a small
+    answer is asked again on a crop around it. None: on for models with an input under
+    1024 (`focus_default`); False: off; a `FocusConfig`: on with those settings."""
 
     def __init__(
         self, model: Sam, model_version_id: int, cache_root: Path, *, memory_items: int = 16,
-        name: str = "", round: int = 0,
+        name: str = "", round: int = 0, focus: FocusConfig | bool | None = None,
     ) -> None:
         self.model = model
+        if focus is None or focus is True:
+            focus = FocusConfig() if focus or focus_default(model) else None
+        self.focus: FocusConfig | None = focus or None
         self.model_version_id = model_version_id
         self.name = name or f"version {model_version_id}"
         self.round = round
@@ -246,7 +255,6 @@ class Segmenter:
     def prefetch(self, images: list[ImageRef]) -> None:
         self.cache.prefetch((im.sha256, im.path) for im in images)
 
-    @torch.inference_mode()
     def predict(self, image: ImageRef, prompt: Prompt, region: Region | None = None,
                 display: Display | None = None) -> list[Candidate]:
         """Candidates sorted by predicted IoU, best first (3 with multimask, else 1).
@@ -255,6 +263,31 @@ class Segmenter:
         its full input resolution (an embedding of the crop, cached like an image's), so a
         small object of a big picture gets the model's full detail; `low_res` is in the
         crop's frame (send it back with the same region).
+
+        Without `region`, the focus pass (when on) picks one: when the best candidate is
+        small, the prompt (mask_input resampled into the crop) is asked again on a square
+        crop around it, and its answer comes back instead. `Candidate.region` says which
+        crop an answer was made on; later prompts on that mask send it as their `region`."""
+        cands = self._predict(image, prompt, region, display)
+        if region is not None or self.focus is None or not cands[0].area:
+            return cands
+        pos = np.zeros((0, 2)) if prompt.points is None else prompt.points[prompt.labels > 0]
+        x, y, w, h = cands[0].bbox
+        size = (image.height, image.width)
+        crop = focus_crop((x, y, x + w, y + h), pos, size, self.focus)
+        if crop is None:
+            return cands
+        x0, y0, side = crop
+        mask = None if prompt.mask_input is None else logits_in_crop(
+            prompt.mask_input[None], crop, size)[0]
+        focused = self._predict(image, replace(prompt, mask_input=mask),
+                                (x0, y0, x0 + side, y0 + side), display)
+        return focused if focused[0].area else cands  # an empty crop answer helps nobody
+
+    @torch.inference_mode()
+    def _predict(self, image: ImageRef, prompt: Prompt, region: Region | None,
+                 display: Display | None) -> list[Candidate]:
+        """`predict` on the given frame (the whole image or `region`), no focus pass.
 
         Without `display`, masks are full resolution, in the image frame. With it, they
         cover only the image pixels on screen, at the screen's resolution
@@ -293,7 +326,8 @@ class Segmenter:
             if view is not None:
                 bbox, area = in_image(enc.bbox, enc.area, view)
             out.append(Candidate(counts=enc.counts, bbox=bbox, area=area,
-                                 score=float(scores[i]), low_res=low_np[i], view=view))
+                                 score=float(scores[i]), low_res=low_np[i], view=view,
+                                 region=region))
         return out
 
     def run(self, fn, *args):  # noqa: ANN001, ANN002, ANN201 - any torch work

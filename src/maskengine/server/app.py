@@ -59,7 +59,8 @@ def load_state(project_dir: str | os.PathLike, settings: ServerSettings) -> AppS
             promote(s, mv, note="starting model")
         mv_id, mv_round = mv.id, mv.round
     seg = Segmenter(model, mv_id, project.cache_dir / "embeddings",
-                    memory_items=settings.memory_cache, name=name, round=mv_round)
+                    memory_items=settings.memory_cache, name=name, round=mv_round,
+                    focus=settings.focus)
     return AppState(project=project, settings=settings, segmenter=seg)
 
 

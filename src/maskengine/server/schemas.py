@@ -117,7 +117,9 @@ class PredictOut(BaseModel):
     model_version_id: int
     low_res_size: int
     region: list[int] | None = Field(
-        None, description="the crop the model saw (x0, y0, x1, y1); null: the whole image")
+        None, description="the crop the model saw (x0, y0, x1, y1); null: the whole image. "
+        "The request's region, or one the focus pass chose around a small mask: send it as "
+        "`region` with the next prompt on this mask")
     mask_box: list[int] | None = Field(
         None, description="with `display`: the image pixels (x0, y0, x1, y1) the masks cover")
     mask_size: list[int] | None = Field(

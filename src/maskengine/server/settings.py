@@ -29,6 +29,9 @@ class ServerSettings:
     memory_cache: int = field(
         default=16, metadata={"help": "embeddings kept in memory (the rest on disk)"}
     )
+    focus: bool | None = field(default=None, metadata={
+        "help": "answer small masks again on a zoomed crop around them (maskengine.focus; "
+                "default: on for models with an input under 1024, like the bundled tiny)"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch default)"})
     model_poll: float = field(default=2.0, metadata={
         "help": "seconds between checks for a newly promoted model (0: no checks; a round "

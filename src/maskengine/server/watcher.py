@@ -29,7 +29,8 @@ def segmenter_for(project: Project, settings: ServerSettings, version_id: int) -
         model = load_version(project, mv, settings.device)
         name, number = mv.name, mv.round
     return Segmenter(model, version_id, project.cache_dir / "embeddings",
-                     memory_items=settings.memory_cache, name=name, round=number)
+                     memory_items=settings.memory_cache, name=name, round=number,
+                     focus=settings.focus)
 
 
 class ModelWatcher:

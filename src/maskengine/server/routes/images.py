@@ -120,7 +120,7 @@ def predict(
     display = None if body.display is None else shapes.display_of(body.display, image,
                                                                   ("body",))
     cands = seg.predict(ref, prompt, region, display)
-    view = cands[0].view
+    view, region = cands[0].view, cands[0].region  # the focus pass may have chosen a crop
     return PredictOut(image_id=image.id, size=[image.height, image.width],
                       model_version_id=seg.model_version_id, low_res_size=seg.low_res_size,
                       region=None if region is None else list(region),

@@ -196,13 +196,16 @@ export class Annotator {
     c.cands = res.candidates;
     c.version = res.model_version_id;
     c.candRegion = res.region ?? null;
+    // The server zoomed in on a small mask (the focus pass): ask on that crop from now on,
+    // so the next prompt can refine these logits (useRegion drops it for a prompt outside).
+    if (!c.region && c.candRegion) c.region = c.candRegion;
     c.pred = { display, geo: { box: res.mask_box, h: res.mask_size[0], w: res.mask_size[1] } };
     this.showCandidate(0);
   }
 
   /** The crop the model is asked on for the mask being made: fixed at its first prompt
-   * (what the zoomed-in screen shows then, hooks.region()), dropped when a prompt falls
-   * outside it (then the whole image). */
+   * (what the zoomed-in screen shows then, hooks.region(), or the crop the server's focus
+   * pass chose), dropped when a prompt falls outside it (then the whole image). */
   useRegion(xys) {
     const c = this.cur;
     if (!c.points.length && !c.box) c.region = this.hooks.region ? this.hooks.region() : null;
