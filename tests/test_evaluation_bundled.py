@@ -27,14 +27,15 @@ def test_bundled_tiny_keeps_its_quality_on_unseen_scenes():
     # the focus pass for small masks (maskengine.focus).
     res = run_evaluation(EvalConfig(num_images=3, max_clicks=5, focus=False), progress=False)
     assert res["objects"] >= 20 and res["focus"] is False
-    assert res["default"]["miou@1"] >= 0.71  # measured 0.739 (on 50 images: 0.717)
-    assert res["oracle"]["miou@1"] >= 0.76  # measured 0.810 (0.790)
-    assert res["default"]["miou@5"] >= 0.77  # measured 0.803 (0.797)
-    assert res["iou_head"]["correlation"] >= 0.79  # measured 0.809 (0.802)
+    assert res["default"]["miou@1"] >= 0.74  # measured 0.765 (on 50 images: 0.737)
+    assert res["oracle"]["miou@1"] >= 0.78  # measured 0.810 (0.790)
+    assert res["default"]["miou@5"] >= 0.79  # measured 0.821 (0.810)
+    assert res["iou_head"]["correlation"] >= 0.83  # measured 0.866 (0.855)
 
     res = run_evaluation(EvalConfig(num_images=3, max_clicks=5), progress=False)
     assert res["focus"] is True
-    assert res["default"]["miou@1"] >= 0.79  # measured 0.814
-    assert res["oracle"]["miou@1"] >= 0.82  # measured 0.845
-    assert res["default"]["miou@5"] >= 0.88  # measured 0.908
-    assert res["iou_head"]["correlation"] >= 0.74  # measured 0.765: the crop's predictions
+    assert res["default"]["miou@1"] >= 0.80  # measured 0.827 (0.818)
+    assert res["oracle"]["miou@1"] >= 0.82  # measured 0.849 (0.865)
+    assert res["default"]["miou@5"] >= 0.89  # measured 0.920 (0.925)
+    # The IoU head was fitted again on crop answers too (maskengine.training.iou_head).
+    assert res["iou_head"]["correlation"] >= 0.77  # measured 0.799 (0.824)

@@ -90,3 +90,9 @@ OMP_NUM_THREADS=1 .venv/bin/maskengine train --out "$RUN-phase7" --model tiny \
   --masks-per-image 8 --points 8 --mask-only 2 --box-prob 0.3 --grad-iterations 2 \
   --loss-size 256 --lr 0.0003 --warmup-steps 10 --first-decay 0.6 --second-decay 0.85 \
   --threads 1 --checkpoint-every 20 --keep-checkpoints 3
+# Phase 9: the IoU head alone fitted again on whole-image and focus-crop first-click answers
+# (maskengine.training.iou_head; masks unchanged). 600 scenes of seed 7000, stopped on 100 of
+# seed 3000; about 20 CPU minutes on one thread. Report: docs/results/tiny_iouhead.json.
+OMP_NUM_THREADS=1 .venv/bin/python -m maskengine.training.iou_head \
+  --checkpoint "$RUN-phase7/model.pt" --threads 1 --out "$RUN-phase9"
+cp "$RUN-phase9.pt" src/maskengine/weights/tiny.pt
