@@ -132,3 +132,34 @@ def test_the_server_answers_a_first_click_as_the_focus_predictor(tiny, scenes, t
     finally:
         seg.close()
     assert focused >= 2  # small objects were answered on a crop
+
+
+def test_the_simulated_annotator_keeps_asking_on_the_crop_as_the_page_does(tmp_path):
+    """The simulated annotator goes through the server's code with the page's rule (ask on
+    the answer's region until a click falls outside it): with the focus pass it needs fewer
+    clicks for the same objects than without."""
+    from maskengine.data import SceneConfig, generate_scene
+    from maskengine.engine.simulate import (
+        AnnotatorConfig,
+        SimulatedAnnotator,
+        make_synthetic_project,
+    )
+    from maskengine.server.app import load_state
+    from maskengine.server.settings import ServerSettings
+
+    scene = generate_scene(SceneConfig(), 1000, 1)
+    sp = make_synthetic_project(tmp_path, [scene], [])
+    (image_id,) = sp.train_ids
+    clicks, ious = {}, {}
+    for focus in (False, True):
+        state = load_state(sp.project.root, ServerSettings(model="tiny", model_poll=0,
+                                                          prefetch=0, focus=focus))
+        try:
+            annotator = SimulatedAnnotator(sp.project, state.segmenter, "simulated",
+                                           AnnotatorConfig(max_clicks=8, brush_fix=False))
+            res = annotator.annotate(image_id, sp.ground_truth[image_id])
+        finally:
+            state.close()
+        clicks[focus] = sum(o.clicks for o in res.objects)
+        ious[focus] = np.mean([o.iou for o in res.objects])
+    assert clicks[True] < 0.85 * clicks[False] and ious[True] > ious[False]
