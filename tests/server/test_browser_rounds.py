@@ -91,20 +91,26 @@ def test_rounds_panel_train_and_switch(tmp_path) -> None:
         assert not page.locator("#rounds").is_visible()
         page.close()
 
-        # The admin makes a mask with two clicks: the second sends the first's logits back.
+        # The admin makes a mask with two clicks: the second sends the first's logits back,
+        # with the region the first was answered on (the focus pass's crop for a small
+        # answer, which holds the second click).
         page = browser.new_page(viewport={"width": 1400, "height": 800})
         page.on("pageerror", lambda e: errors.append(str(e)))
         sent: list[dict] = []
+        got: list[dict] = []
         page.on("request", lambda r: sent.append(json.loads(r.post_data))
+                if r.url.endswith("/predict") else None)
+        page.on("response", lambda r: got.append(r.json())
                 if r.url.endswith("/predict") else None)
         page.goto(f"{url}/#token={sp.admin_token}")
         page.wait_for_selector("#canvas[data-ready='1']")
         old = int(page.get_attribute("#model-name", "data-version"))
         assert "round 0" in page.locator("#model-name").inner_text()
         click(page, 30, 30)
-        click(page, 90, 60, button="right")
+        click(page, 38, 36, button="right")
         assert len(sent) == 2
         assert sent[0]["mask_input"] is None and sent[1]["mask_input"] is not None
+        assert sent[0]["region"] is None and sent[1]["region"] == got[0]["region"]
 
         page.click("#rounds-open")
         page.wait_for_selector("#round-form:not([hidden])")
