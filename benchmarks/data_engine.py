@@ -101,6 +101,34 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def collect_rows(project, log: list[dict]) -> list[dict]:
+    """The benchmark's rows for the rounds in `log`: the store's per-version figures."""
+    with project.session() as s:
+        stats = {row.version_id: row.to_dict() for row in round_stats(s)}
+    rows = []
+    for entry in log:
+        st = stats[entry["version_id"]]
+        # A version serving two rounds (a round not promoted) pools both batches.
+        rows.append({**entry, "masks": st["masks"], "images": st["images"],
+                     "clicks_per_mask": st["clicks_per_mask"],
+                     "masks_per_image": st["masks_per_image"],
+                     "seconds_per_mask": st["seconds_per_mask"],
+                     "val_miou1": st["val_miou1"], "val_noc90": st["val_noc90"]})
+    return rows
+
+
+def summary(cfg: BenchConfig, start_sha: str, rows: list[dict], training, replay,
+            replay_fraction: float, t_start: float) -> dict:
+    fall = 1 - rows[-1]["clicks_per_mask"] / rows[0]["clicks_per_mask"] \
+        if rows[0]["clicks_per_mask"] else None
+    return {"config": asdict(cfg), "environment": environment(),
+            "start_weights_sha256": start_sha, "rows": rows,
+            "recipe": {**training.to_dict(), "replay": replay,
+                       "replay_fraction": replay_fraction if replay else 0.0},
+            "clicks_per_mask_fall": fall, "goal": ">= 0.40",
+            "total_seconds": round(time.perf_counter() - t_start, 1)}
+
+
 def main() -> None:
     cfg = parse_args()
     set_process_threads(cfg.threads)
@@ -146,29 +174,18 @@ def main() -> None:
                 if served != seg.model_version_id:
                     state.switch_to(segmenter_for(sp.project, state.settings, served))
             log.append(entry)
-        with sp.project.session() as s:
-            stats = {row.version_id: row.to_dict() for row in round_stats(s)}
-        rows = []
-        for entry in log:
-            st = stats[entry["version_id"]]
-            # A version serving two rounds (a round not promoted) pools both batches.
-            rows.append({**entry, "masks": st["masks"], "images": st["images"],
-                         "clicks_per_mask": st["clicks_per_mask"],
-                         "masks_per_image": st["masks_per_image"],
-                         "seconds_per_mask": st["seconds_per_mask"],
-                         "val_miou1": st["val_miou1"], "val_noc90": st["val_noc90"]})
-        first, last = rows[0]["clicks_per_mask"], rows[-1]["clicks_per_mask"]
-        fall = 1 - last / first if first else None
+            # Saved after every round: a run stopped early still leaves its figures.
+            rows = collect_rows(sp.project, log)
+            write_results(cfg.name, {"status": f"partial: {r + 1} of {cfg.rounds + 1} rounds",
+                                     **summary(cfg, start_sha, rows, training, replay,
+                                               replay_fraction, t_start)})
+        rows = collect_rows(sp.project, log)
         state.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    result = {"config": asdict(cfg), "environment": environment(),
-              "start_weights_sha256": start_sha, "rows": rows,
-              "recipe": {**training.to_dict(), "replay": replay,
-                         "replay_fraction": replay_fraction if replay else 0.0},
-              "clicks_per_mask_fall": fall, "goal": ">= 0.40",
-              "total_seconds": round(time.perf_counter() - t_start, 1)}
-    out = write_results(cfg.name, result)
+    result = summary(cfg, start_sha, rows, training, replay, replay_fraction, t_start)
+    out = write_results(cfg.name, {"status": "complete", **result})
+    fall = result["clicks_per_mask_fall"]
     plot(rows, RESULTS / f"{cfg.name}.png")
     print(f"{'round':>5} {'clicks/mask':>11} {'masks/img':>9} {'s/mask':>7} {'val mIoU@1':>10} "
           f"{'NoC@90':>7} {'train s':>7}")
