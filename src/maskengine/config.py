@@ -183,6 +183,10 @@ class GeneratorConfig:
     min_mask_region_area: int = _opt(
         0, "Fill holes and remove islands smaller than this many pixels (0: off).")
     output_mode: str = _opt("binary_mask", "binary_mask, uncompressed_rle or coco_rle.")
+    # Not an official option: the focus pass (maskengine.focus) on the masks that are kept.
+    focus: bool | None = _opt(
+        None, "Refine each kept small mask on a zoomed crop (the focus pass). Default: on for "
+        "models with an input under 1024 (like tiny), off for the released ones (official).")
 
     def __post_init__(self) -> None:
         if self.output_mode not in OUTPUT_MODES:

@@ -106,8 +106,14 @@ class FocusPredictor:
         self._crops: dict[tuple[int, int, int], torch.Tensor] = {}
         self.crops_encoded = 0  # crops whose embedding was computed (for benchmarks)
 
-    def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
-        self.full.set_image(image, image_format)
+    def set_image(self, image: np.ndarray, image_format: str = "RGB",
+                  encode: bool = True) -> None:
+        """The image prompts refer to; `encode=False` keeps only its pixels, for
+        `refine_mask` alone (no whole-image embedding is computed)."""
+        if encode:
+            self.full.set_image(image, image_format)
+        else:
+            self.full.reset_image()  # no stale embedding of an earlier image
         rgb = np.asarray(image)
         self.image = rgb if image_format == "RGB" else rgb[..., ::-1]
         self._crops = {}
@@ -192,6 +198,34 @@ class FocusPredictor:
             scores[k] = cs
             self._paste_logits(logits[k], cl, crop)
         return masks, scores, logits
+
+
+    def refine_mask(self, mask: np.ndarray, point: np.ndarray,
+                    min_match: float = 0.5) -> np.ndarray | None:
+        """The focus pass for a mask found by a single positive `point` (x, y) elsewhere
+        (the automatic generator's grid): when `mask` (H x W bool) is small, the point is
+        asked again on the crop around it, and of the crop's candidates the one closest to
+        `mask` (IoU, within the crop) replaces it when that IoU is at least `min_match`.
+        Returns the refined H x W mask, or None (mask not small, or no close candidate)."""
+        if self.image is None:
+            raise ValueError("no image set: call set_image(image) before refining")
+        pt = np.asarray(point, dtype=np.float64).reshape(1, 2)
+        crop = self.crop_box(mask, pt)
+        if crop is None:
+            return None
+        self._set_crop(crop)
+        x0, y0, side = crop
+        cand, _, _ = self.crop.predict(pt - [x0, y0], np.ones(1), multimask_output=True)
+        part = mask[y0:y0 + side, x0:x0 + side]
+        inter = (cand & part).sum(axis=(1, 2))
+        union = (cand | part).sum(axis=(1, 2))
+        match = inter / np.maximum(union, 1)
+        k = int(match.argmax())
+        if match[k] < min_match:
+            return None
+        out = np.zeros_like(mask)
+        out[y0:y0 + side, x0:x0 + side] = cand[k]
+        return out
 
 
 def click_predictor(model: Sam, focus: bool | None = None,

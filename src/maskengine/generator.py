@@ -3,7 +3,10 @@
 The official automatic mask generator's parameters (same names, same defaults) and pipeline
 order: crop boxes -> per crop, points in batches (3 masks each) -> predicted-IoU filter ->
 stability filter -> crop-edge filter -> NMS in the crop -> NMS across crops -> optional
-small-region cleanup -> records.
+small-region cleanup -> records. One step is not official: with `focus` (by default for
+models with an input under 1024, like the bundled `tiny`) each kept small mask is asked
+again from its grid point on a zoomed crop (`FocusPredictor.refine_mask`), then box NMS
+runs again; filters and scores stay those of the first pass.
 
 Where it differs is *how*: the official upsamples every candidate mask to full resolution
 and run-length-encodes each one before any box-level filtering. Here candidates stay as
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 
 from .config import GeneratorConfig
+from .focus import FocusPredictor, focus_default
 from .masks import (
     box_area,
     encode_rle,
@@ -161,6 +165,8 @@ class MaskGenerator:
         self.config = config
         self.point_grids = [np.asarray(g, dtype=np.float64).reshape(-1, 2) for g in point_grids]
         self.predictor = Predictor(model)
+        use_focus = focus_default(model) if config.focus is None else config.focus
+        self.focus = FocusPredictor(model) if use_focus else None
 
     @torch.inference_mode()
     def generate(self, image: np.ndarray) -> list[MaskRecord]:
@@ -183,6 +189,8 @@ class MaskGenerator:
             boxes = torch.tensor([crops[i].box for i in cands.crop.tolist()])
             scores = 1.0 / box_area(boxes).float()
             cands = cands.select(nms(cands.boxes.float(), scores, cfg.crop_nms_thresh))
+        if self.focus is not None:
+            self.focus.set_image(image, encode=False)
         return self._records(cands, crops, (h, w))
 
     # -- per crop ----------------------------------------------------------------------
@@ -255,37 +263,43 @@ class MaskGenerator:
     def _records(
         self, cands: _Candidates, crops: list[_Crop], size: tuple[int, int]
     ) -> list[MaskRecord]:
-        """Full-resolution masks of the survivors, the optional cleanup, and records."""
-        with single_threaded():
-            return self._records_inner(cands, crops, size)
-
-    def _records_inner(
-        self, cands: _Candidates, crops: list[_Crop], size: tuple[int, int]
-    ) -> list[MaskRecord]:
+        """Full-resolution masks of the survivors, the focus pass and the optional cleanup,
+        and records. Per-mask work runs on one thread; the focus pass's crops on all."""
         cfg = self.config
         segs: list[Any] = []
         areas: list[int] = []
         boxes = cands.boxes.clone()
         unchanged = []
         for i in range(len(cands.iou)):
-            mask = self._render(cands, crops, i, size)
-            if cfg.min_mask_region_area > 0:
-                mask, changed = fill_holes_and_remove_islands(mask, cfg.min_mask_region_area)
-                unchanged.append(not changed)
-                if changed:
+            with single_threaded():
+                mask = self._render(cands, crops, i, size)
+            if self.focus is not None and mask.any():
+                refined = self.focus.refine_mask(mask, cands.points[i].numpy())
+                if refined is not None and refined.any():
+                    mask = refined
                     boxes[i] = mask_to_box(torch.from_numpy(mask))
-            areas.append(int(np.count_nonzero(mask)))
-            if cfg.output_mode == "binary_mask":
-                segs.append(mask)
-            elif cfg.output_mode == "coco_rle":
-                segs.append(encode_rle(mask))
-            else:
-                segs.append(uncompressed_rle(mask))
+            with single_threaded():
+                if cfg.min_mask_region_area > 0:
+                    mask, changed = fill_holes_and_remove_islands(mask,
+                                                                  cfg.min_mask_region_area)
+                    unchanged.append(not changed)
+                    if changed:
+                        boxes[i] = mask_to_box(torch.from_numpy(mask))
+                areas.append(int(np.count_nonzero(mask)))
+                if cfg.output_mode == "binary_mask":
+                    segs.append(mask)
+                elif cfg.output_mode == "coco_rle":
+                    segs.append(encode_rle(mask))
+                else:
+                    segs.append(uncompressed_rle(mask))
         order = torch.arange(len(segs))
         if cfg.min_mask_region_area > 0 and len(segs):
             # Cleaned masks may now overlap more; NMS again, preferring untouched masks.
             scores = torch.tensor(unchanged, dtype=torch.float32)
             order = nms(boxes.float(), scores, max(cfg.box_nms_thresh, cfg.crop_nms_thresh))
+        elif self.focus is not None and len(segs):
+            # Two coarse masks of one object may refine to the same one: NMS again.
+            order = nms(boxes.float(), cands.iou, max(cfg.box_nms_thresh, cfg.crop_nms_thresh))
         return [
             MaskRecord(
                 segmentation=segs[i],
