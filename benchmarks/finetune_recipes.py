@@ -23,6 +23,10 @@ Candidates (each from the same starting weights, same data, same seed, one threa
   loss256        as whole_low_lr with the loss at 256 x 256 (logits upsampled to the image)
                  instead of 64 x 64 (benchmarks/resolution_study.py)
   anchor_loss256 anchor with the loss at 256 x 256
+  focus_views    as whole_low_lr with half of the samples shown as the focus pass sees them
+                 (a zoomed crop around one small mask, --focus-views 0.5): the served
+                 `tiny` answers small objects on such crops, so train on what it is shown
+  focus_views_lr focus_views with lr 1e-4
 
 Reports CPU seconds of training and the validation figures; writes results/<name>.json.
 
@@ -66,6 +70,8 @@ CANDIDATES: dict[str, tuple[dict, float] | None] = {
     "loss256": ({"lr": 5e-5, "steps": 300, "loss_size": 256}, 0.5),
     "anchor_loss256": ({"lr": 2e-4, "steps": 300, "anchor_weight": 0.1, "loss_size": 256},
                        0.5),
+    "focus_views": ({"lr": 5e-5, "steps": 300, "focus_views": 0.5}, 0.5),
+    "focus_views_lr": ({"lr": 1e-4, "steps": 300, "focus_views": 0.5}, 0.5),
 }
 
 

@@ -165,9 +165,49 @@ def test_frozen_encoder_trains_only_prompt_encoder_and_decoder(tmp_path):
     assert len(tr._cache) >= 1
 
 
+def test_focus_views_zoom_on_a_small_mask_as_the_focus_pass_would():
+    from maskengine.data import SceneConfig, generate_scene
+    from maskengine.focus import FocusConfig
+    from maskengine.training.batch import _focus_view
+
+    scene = generate_scene(SceneConfig(height=256, width=256, family="organic"), 5000, 0)
+    image, masks = _focus_view(scene.image, scene.masks, np.random.default_rng(0))
+    side = image.shape[0]
+    assert image.shape == (side, side, 3) and 64 <= side < 256  # a square zoom, >= 1/4
+    assert len(masks) and masks.shape[1:] == (side, side) and masks.any(axis=(1, 2)).all()
+    # It is a crop of the scene: find it, and its masks are the scene's cut to it.
+    hits = [(y, x) for y in range(0, 257 - side, 8) for x in range(0, 257 - side, 8)
+            if np.array_equal(scene.image[y:y + side, x:x + side], image)]
+    assert len(hits) == 1
+    y, x = hits[0]
+    cut = scene.masks[:, y:y + side, x:x + side]
+    assert len(masks) == cut.any(axis=(1, 2)).sum()
+    # A small mask of the scene lies wholly inside (the one the focus pass zooms on).
+    assert FocusConfig().max_fraction * 256 >= min(
+        max(np.ptp(np.nonzero(m)[0]), np.ptp(np.nonzero(m)[1])) + 1
+        for m in scene.masks if m.any() and not m[:y].any() and not m[y + side:].any()
+        and not m[:, :x].any() and not m[:, x + side:].any())
+    # A scene without a small mask is left as it was.
+    big = np.zeros((1, 256, 256), bool)
+    big[20:200, 10:220] = True
+    same_image, same_masks = _focus_view(scene.image, big, np.random.default_rng(0))
+    assert same_image is scene.image and same_masks is big
+
+
+def test_frozen_encoder_with_focus_views_caches_no_embedding(tmp_path, micro):
+    run = {**RUN, "scene_size": 128}
+    t = Trainer(TrainingConfig(out=str(tmp_path / "fv"), steps=2, model=micro,
+                               freeze_image_encoder=True, focus_views=1.0, **run))
+    assert t.batches(0).focus_views == 1.0
+    t.run()
+    assert t.step == 2 and not t._cache  # every focus view is a new input
+
+
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="box_prob"):
         TrainingConfig(box_prob=2.0)
+    with pytest.raises(ValueError, match="focus_views"):
+        TrainingConfig(focus_views=1.5)
     with pytest.raises(ValueError, match="neither a registered size"):
         Trainer(TrainingConfig(model="no_such_model"))
 

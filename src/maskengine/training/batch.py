@@ -55,6 +55,33 @@ def _place(image: np.ndarray, masks: np.ndarray, size: int, scale: float,
     return image[y0:y0 + size, x0:x0 + size], masks[:, y0:y0 + size, x0:x0 + size]
 
 
+def _focus_view(image: np.ndarray, masks: np.ndarray, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The view the focus pass would show the model for one of the sample's small masks
+    (chosen at random): the square crop `maskengine.focus.focus_crop` picks around its box
+    and a point inside, with every mask cut to it (masks left empty are dropped). The
+    sample unchanged when it has no small mask."""
+    from ..focus import FocusConfig, focus_crop
+
+    cfg = FocusConfig()
+    size = image.shape[:2]
+    order = rng.permutation(len(masks))
+    for i in order:
+        ys, xs = np.nonzero(masks[i])
+        if len(ys) == 0:
+            continue
+        k = int(rng.integers(len(ys)))
+        crop = focus_crop((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1),
+                          np.array([[xs[k], ys[k]]]), size, cfg)
+        if crop is None:
+            continue
+        x0, y0, side = crop
+        cut = masks[:, y0:y0 + side, x0:x0 + side]
+        cut = cut[cut.reshape(len(cut), -1).any(1)]
+        return np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side]), cut
+    return image, masks
+
+
 def make_batch(
     samples: Sequence[Sample],
     *,
@@ -65,22 +92,27 @@ def make_batch(
     preprocess: Callable[[torch.Tensor], torch.Tensor],
     rng: np.random.Generator,
     jitter: tuple[float, float] | None = None,
+    focus_views: float = 0.0,
 ) -> Batch:
     """Resize (or jitter) each sample into the input frame, pick up to `masks_per_image`
-    masks at random, and build targets at `loss_size`. `preprocess` is `Sam.preprocess`."""
+    masks at random, and build targets at `loss_size`. `preprocess` is `Sam.preprocess`.
+    With `focus_views` > 0, that share of the samples is first replaced by a focus-pass
+    view around one of its small masks (`_focus_view`)."""
     if image_size % loss_size:
         raise ValueError(f"loss_size {loss_size} must divide image_size {image_size}")
     resize = ResizeLongestSide(image_size)
     inputs, targets, boxes, index = [], [], [], []
     for b, sample in enumerate(samples):
-        masks = drop_large(sample.masks, max_mask_fraction)
+        image, masks = sample.image, sample.masks
+        if focus_views > 0 and rng.random() < focus_views:
+            image, masks = _focus_view(image, masks, rng)
+        masks = drop_large(masks, max_mask_fraction)
         if len(masks) > masks_per_image:
             masks = masks[np.sort(rng.choice(len(masks), masks_per_image, replace=False))]
         if jitter is not None:
-            image, masks = _place(sample.image, masks, image_size,
-                                  float(rng.uniform(*jitter)), rng)
+            image, masks = _place(image, masks, image_size, float(rng.uniform(*jitter)), rng)
         else:
-            image = resize.apply_image(sample.image)
+            image = resize.apply_image(image)
             masks = _resize_masks(masks, image.shape[:2])
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
         inputs.append(preprocess(x[None])[0])
@@ -121,6 +153,7 @@ class StepBatches:
     masks_per_image: int
     max_mask_fraction: float
     jitter: bool = False
+    focus_views: float = 0.0  # share of samples shown as a focus-pass view (make_batch)
     start: int = 0
     steps: int = 0
     accumulate: int = 1
@@ -146,7 +179,7 @@ class StepBatches:
                 [self.dataset[k] for k in keys], image_size=self.image_size,  # type: ignore[index]
                 loss_size=self.loss_size, masks_per_image=self.masks_per_image,
                 max_mask_fraction=self.max_mask_fraction, preprocess=pre, rng=rng,
-                jitter=(0.1, 2.0) if self.jitter else None,
+                jitter=(0.1, 2.0) if self.jitter else None, focus_views=self.focus_views,
             )
             if len(batch.targets):
                 return keys, batch

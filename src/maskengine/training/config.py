@@ -57,6 +57,9 @@ class TrainingConfig:
     loss_size: int = field(default=0, metadata={
         "help": "side at which losses are computed (0: the low-res mask side)"})
     jitter: bool = field(default=False, metadata={"help": "large-scale jitter [0.1, 2.0]"})
+    focus_views: float = field(default=0.0, metadata={
+        "help": "share of samples shown as the focus pass sees them: a zoomed crop around a "
+                "small mask (0: off)"})
     max_mask_fraction: float = field(default=0.9, metadata={
         "help": "drop masks covering more of the image"})
     freeze_image_encoder: bool = field(default=False, metadata={
@@ -89,8 +92,9 @@ class TrainingConfig:
             raise ValueError(f"grad_iterations must be >= 0, got {self.grad_iterations}")
         if self.points < 0 or self.mask_only < 0 or self.warmup_steps < 0:
             raise ValueError("points, mask_only and warmup_steps must be >= 0")
-        if not 0.0 <= self.box_prob <= 1.0:
-            raise ValueError(f"box_prob must be in [0, 1], got {self.box_prob}")
+        for name in ("box_prob", "focus_views"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.focal_alpha < 1.0:
             raise ValueError(f"focal_alpha must be in (0, 1), got {self.focal_alpha}")
         if not 0.0 < self.first_decay <= self.second_decay:

@@ -165,8 +165,8 @@ class Trainer:
         if not self.cfg.freeze_image_encoder:
             return enc(inputs)
         # Frozen encoder: embeddings do not change, so compute each image's once (jitter
-        # makes every view new, so then nothing is cached).
-        if self.cfg.jitter:
+        # and focus views make views new, so then nothing is cached).
+        if self.cfg.jitter or self.cfg.focus_views > 0:
             with torch.no_grad():
                 return enc(inputs)
         missing = [i for i, k in enumerate(keys) if k not in self._cache]
@@ -182,8 +182,8 @@ class Trainer:
         cfg = self.cfg
         return StepBatches(self.dataset, cfg.seed, self.model.config.image_size,
                            self.loss_size, cfg.batch_size, cfg.masks_per_image,
-                           cfg.max_mask_fraction, cfg.jitter, start, cfg.steps, cfg.accumulate,
-                           self.rank, self.world)
+                           cfg.max_mask_fraction, cfg.jitter, cfg.focus_views, start, cfg.steps,
+                           cfg.accumulate, self.rank, self.world)
 
     def _next_batch(self, micro: int) -> tuple[list[int], Batch]:
         if self._ahead is not None:
