@@ -101,7 +101,8 @@ def make_generator(impl: str, params: dict):
     from maskengine import MaskGenerator, SamConfig, create_model
 
     model = create_model(SamConfig(**cfg), checkpoint=REFERENCE / "checkpoint.pt")
-    return MaskGenerator(model, output_mode="coco_rle", **params)
+    # The official single pass (the focus pass is the default for inputs under 1024).
+    return MaskGenerator(model, output_mode="coco_rle", focus=False, **params)
 
 
 def test_image(height: int, width: int) -> np.ndarray:

@@ -54,8 +54,9 @@ class EvalConfig(_ModelData):
     max_clicks: int = field(default=20, metadata={"help": "clicks per object at most"})
     feed_mask: bool = field(default=True, metadata={"help": "feed back previous logits"})
     focus: bool | None = field(default=None, metadata={
-        "help": "answer small masks again on a zoomed crop (maskengine.focus; default: on "
-                "for models with an input under 1024, like tiny)"})
+        "help": "answer small masks again on a zoomed crop (maskengine.focus; clicks and, "
+                "with --proposals, the generator's kept masks; default: on for models with an "
+                "input under 1024, like tiny)"})
     proposals: bool = field(default=False, metadata={
         "help": "also measure AR@100/1000 of the automatic mask generator"})
     points_per_side: int = field(default=32, metadata={"help": "generator grid for AR@k"})
@@ -188,7 +189,7 @@ def _proposal_recall(model, cfg: EvalConfig, samples, advance) -> dict:  # noqa:
     gen = MaskGenerator(model, points_per_side=cfg.points_per_side,
                         pred_iou_thresh=cfg.pred_iou_thresh,
                         stability_score_thresh=cfg.stability_score_thresh,
-                        output_mode="binary_mask")
+                        output_mode="binary_mask", focus=cfg.focus)
     counter = RecallCounter()
     for image, masks in samples:
         recs = gen.generate(image)
