@@ -106,7 +106,8 @@ def test_the_server_answers_a_first_click_as_the_focus_predictor(tiny, scenes, t
     from PIL import Image
 
     from maskengine.engine import rle
-    from maskengine.engine.segmenter import ImageRef, Segmenter, make_prompt
+    from maskengine.engine.prompts import ImageRef, make_prompt
+    from maskengine.engine.segmenter import Segmenter
     from maskengine.evaluation import next_click
 
     image, gts = scenes[0]
@@ -163,3 +164,20 @@ def test_the_simulated_annotator_keeps_asking_on_the_crop_as_the_page_does(tmp_p
         clicks[focus] = sum(o.clicks for o in res.objects)
         ious[focus] = np.mean([o.iou for o in res.objects])
     assert clicks[True] < 0.85 * clicks[False] and ious[True] > ious[False]
+
+
+def test_resampled_logits_go_back_where_they_came_from_and_fill_the_rest():
+    from maskengine.focus import resample_logits
+
+    yy, xx = np.mgrid[:64, :64]
+    smooth = ((xx - 32) / 4 + (yy - 20) / 8)[None].astype(np.float32)  # a ramp: exact to
+    # resample bilinearly, so any error is in where the cells land
+    crop, whole = (40, 30, 104, 94), (0, 0, 300, 200)  # a 64 px crop of a 300 x 200 image
+    out = resample_logits(smooth, crop, whole)
+    assert out.shape == (1, 64, 64)
+    # Cells of the whole image's grid (300 px / 64 cells) outside the crop: the fill.
+    assert out[0, :5, :].max() == -20.0 and out[0, :, 25:].max() == -20.0
+    back = resample_logits(out, whole, crop)
+    np.testing.assert_allclose(back[0, 8:-8, 8:-8], smooth[0, 8:-8, 8:-8], atol=0.05)
+    same = resample_logits(smooth, crop, crop)
+    np.testing.assert_allclose(same, smooth, atol=1e-4)

@@ -80,18 +80,30 @@ def focus_crop(box: tuple[float, float, float, float], points: np.ndarray,
     return min(max(x0, 0), w - side), min(max(y0, 0), h - side), side
 
 
+def resample_logits(logits: np.ndarray, src: tuple[int, int, int, int],
+                    dst: tuple[int, int, int, int], fill: float = -20.0) -> np.ndarray:
+    """C x L x L low-res logits made on the frame `src` -> the same on the frame `dst`
+    (frames x0, y0, x1, y1 in image pixels: the whole image or a crop of it; a frame's grid
+    covers the square of its longest side from its top-left corner, as the model's padded
+    input does). Cells of `dst` outside `src`'s grid get `fill` (surely background)."""
+    n = logits.shape[-1]
+    s_side = max(src[2] - src[0], src[3] - src[1])
+    d_side = max(dst[2] - dst[0], dst[3] - dst[1])
+    centres = (torch.arange(n, dtype=torch.float64) + 0.5) / n * d_side
+    xs = (dst[0] + centres - src[0]) / s_side * 2 - 1
+    ys = (dst[1] + centres - src[1]) / s_side * 2 - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None].float()
+    t = torch.as_tensor(logits, dtype=torch.float32)[None] - fill
+    out = F.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return (out[0] + fill).numpy()
+
+
 def logits_in_crop(logits: np.ndarray, crop: tuple[int, int, int],
                    size: tuple[int, int]) -> np.ndarray:
     """C x L x L low-res logits of a whole image of `size` (H, W) -> the part the square
     crop (x0, y0, side) covers, resampled to C x L x L (the crop's own grid)."""
-    n = logits.shape[-1]
-    r = n / max(size)
-    gx, gy, gs = crop[0] * r, crop[1] * r, crop[2] * r
-    steps = (torch.arange(n, dtype=torch.float32) + 0.5) / n * gs
-    xs, ys = (gx + steps) / n * 2 - 1, (gy + steps) / n * 2 - 1
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]
-    t = torch.as_tensor(logits, dtype=torch.float32)[None]
-    return F.grid_sample(t, grid, mode="bilinear", align_corners=False)[0].numpy()
+    x0, y0, side = crop
+    return resample_logits(logits, (0, 0, size[1], size[0]), (x0, y0, x0 + side, y0 + side))
 
 
 class FocusPredictor:

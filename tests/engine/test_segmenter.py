@@ -9,7 +9,8 @@ from PIL import Image
 
 from maskengine import Predictor, create_model
 from maskengine.engine.errors import InvalidField
-from maskengine.engine.segmenter import ImageRef, Prompt, Segmenter, make_prompt
+from maskengine.engine.prompts import ImageRef, Prompt, make_prompt
+from maskengine.engine.segmenter import Segmenter
 
 
 @pytest.fixture(scope="module")

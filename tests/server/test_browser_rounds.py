@@ -91,9 +91,9 @@ def test_rounds_panel_train_and_switch(tmp_path) -> None:
         assert not page.locator("#rounds").is_visible()
         page.close()
 
-        # The admin makes a mask with two clicks: the second sends the first's logits back,
+        # The admin makes a mask with clicks: the second sends the first's logits back,
         # with the region the first was answered on (the focus pass's crop for a small
-        # answer, which holds the second click).
+        # answer, which holds the second click); the third falls outside it.
         page = browser.new_page(viewport={"width": 1400, "height": 800})
         page.on("pageerror", lambda e: errors.append(str(e)))
         sent: list[dict] = []
@@ -111,6 +111,16 @@ def test_rounds_panel_train_and_switch(tmp_path) -> None:
         assert len(sent) == 2
         assert sent[0]["mask_input"] is None and sent[1]["mask_input"] is not None
         assert sent[0]["region"] is None and sent[1]["region"] == got[0]["region"]
+        # A third click outside the crop of the second answer: asked on the whole image,
+        # with the second answer's logits and the frame they were made in.
+        h, w = got[1]["size"]
+        crop = got[1]["region"] or [0, 0, w, h]
+        outside = (crop[2] + 3, crop[1] + 3) if crop[2] + 3 < w else (crop[0] - 3, crop[1] + 3)
+        if got[1]["region"] is None:
+            outside = (w - 3, h - 3)
+        click(page, *outside, button="right")
+        assert len(sent) == 3 and sent[2]["region"] is None
+        assert sent[2]["mask_input"] is not None and sent[2]["mask_region"] == crop
 
         page.click("#rounds-open")
         page.wait_for_selector("#round-form:not([hidden])")
@@ -136,7 +146,7 @@ def test_rounds_panel_train_and_switch(tmp_path) -> None:
         page.keyboard.press("Escape")
         assert not page.locator("#rounds").is_visible()
         click(page, 40, 40)
-        assert len(sent) == 3 and sent[2]["mask_input"] is None and len(sent[2]["points"]) == 3
+        assert len(sent) == 4 and sent[3]["mask_input"] is None and len(sent[3]["points"]) == 4
         page.keyboard.press("Enter")
         page.wait_for_function("document.querySelector('#status').textContent.startsWith('saved')")
         image_id = int(page.evaluate("new URLSearchParams(location.search).get('image')"))

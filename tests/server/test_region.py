@@ -130,3 +130,32 @@ def test_the_focus_pass_chooses_the_region_itself(project_dir, client) -> None:
         # A large answer keeps the whole image: a box over most of the picture.
         big = c.post("/api/images/1/predict", json={"box": [100, 100, W - 100, H - 100]})
         assert big.status_code == 200 and big.json()["region"] is None
+
+
+def test_a_prompt_outside_the_crop_keeps_the_logits_made_on_it(project_dir) -> None:
+    """A click outside the focus crop drops the crop (the page asks on the whole image) but
+    not the logits made on it: sent with `mask_region`, the server resamples them into the
+    frame it asks on (the whole image, then the focus pass's crop, straight from theirs)."""
+    point = {"x": CX, "y": CY, "label": 1}
+    with _client(project_dir, focus=None) as c:
+        first = c.post("/api/images/1/predict", json={"points": [point]}).json()
+        crop, low = first["region"], first["candidates"][0]["low_res"]
+        assert crop is not None
+        far = {"x": 200, "y": 1600, "label": 0}  # outside the crop
+        body = {"points": [point, far], "multimask": False}
+        kept = c.post("/api/images/1/predict",
+                      json={**body, "mask_input": low, "mask_region": crop})
+        assert kept.status_code == 200, kept.text
+        without = c.post("/api/images/1/predict", json=body).json()
+        a, b = kept.json()["candidates"], without["candidates"]
+        assert [k["score"] for k in a] != [k["score"] for k in b]  # the logits were used
+        assert _best_iou(kept.json(), c.disk) >= 0.8
+        # Logits sent with the frame they were made in, when that is the request's own:
+        # as without mask_region.
+        same = {"points": [point, {"x": CX + 40, "y": CY, "label": 0}], "region": crop,
+                "mask_input": low, "multimask": False}
+        assert (c.post("/api/images/1/predict", json={**same, "mask_region": crop}).json()
+                == c.post("/api/images/1/predict", json=same).json())
+        bad = c.post("/api/images/1/predict",
+                     json={**body, "mask_input": low, "mask_region": [0, 0, W + 50, H]})
+        assert bad.status_code == 422 and "mask_region" in bad.text

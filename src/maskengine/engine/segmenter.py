@@ -20,134 +20,17 @@ import torch
 from PIL import Image as PILImage
 
 from ..config import SamConfig
-from ..focus import FocusConfig, focus_crop, focus_default, logits_in_crop
+from ..focus import FocusConfig, focus_crop, focus_default, resample_logits
 from ..modeling import Sam, create_model
 from ..modeling.registry import bundled_weights_path
-from ..predictor import check_prompts, decode_prompts, input_frame_prompts
+from ..predictor import decode_prompts, input_frame_prompts
 from ..transforms import ResizeLongestSide, preprocess_shape
 from . import rle
 from .display import Box, Display, MaskView, in_image, mask_view, render_view
 from .embeddings import EmbeddingCache
-from .errors import BadImage, InvalidField
+from .errors import BadImage
+from .prompts import ImageRef, Prompt, Region, _checked, _in_region
 from .store import file_sha256
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """What the segmenter needs of an image record: file, content hash, size."""
-
-    id: int
-    path: Path
-    sha256: str
-    height: int
-    width: int
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """Prompts in the original image frame. points N x 2 (x, y) pixels with labels N
-    (1 positive, 0 negative); box (x0, y0, x1, y1); mask_input L x L float32 logits (the
-    `low_res` of an earlier candidate)."""
-
-    points: np.ndarray | None = None
-    labels: np.ndarray | None = None
-    box: np.ndarray | None = None
-    mask_input: np.ndarray | None = None
-    multimask: bool = True
-
-
-def make_prompt(
-    image: ImageRef, *, points: list[tuple[float, float, int]], box: tuple | None,
-    mask_input: bytes | None, low_res_size: int, multimask: bool = True,
-) -> Prompt:
-    """Check prompts against the image and build a `Prompt`. Raises InvalidField naming the
-    field: points and boxes must lie inside the image (0 <= x <= W, 0 <= y <= H) and
-    mask_input must hold low_res_size^2 float16 values."""
-    h, w = image.height, image.width
-    for i, (x, y, _) in enumerate(points):
-        for name, v, hi in (("x", x, w), ("y", y, h)):
-            if not 0 <= v <= hi:
-                raise InvalidField(("body", "points", i, name),
-                                   f"point {i} {name}={v} is outside the image (0..{hi})")
-    if box is not None:
-        for j, v in enumerate(box):
-            hi = w if j % 2 == 0 else h
-            if not 0 <= v <= hi:
-                raise InvalidField(("body", "box", j),
-                                   f"box coordinate {j} = {v} is outside the image (0..{hi})")
-    mask = None
-    if mask_input is not None:
-        n = low_res_size * low_res_size
-        if len(mask_input) != 2 * n:
-            raise InvalidField(
-                ("body", "mask_input"),
-                f"mask_input must hold {low_res_size}x{low_res_size} float16 values "
-                f"({2 * n} bytes), got {len(mask_input)} bytes",
-            )
-        mask = np.frombuffer(mask_input, dtype="<f2").astype(np.float32)
-        mask = mask.reshape(low_res_size, low_res_size)
-    pts = np.array([(x, y) for x, y, _ in points], dtype=np.float64).reshape(-1, 2)
-    labels = np.array([lab for _, _, lab in points], dtype=np.int64)
-    prompt = Prompt(points=pts if len(pts) else None, labels=labels if len(pts) else None,
-                    box=None if box is None else np.asarray(box, dtype=np.float64),
-                    mask_input=mask, multimask=multimask)
-    _checked(prompt, low_res_size)
-    return prompt
-
-
-Region = tuple[int, int, int, int]  # x0, y0, x1, y1: a crop of the image, in its pixels
-MIN_REGION = 8  # pixels a region's side needs at least
-
-
-def check_region(image: ImageRef, region: tuple | None, prompt: Prompt) -> Region | None:
-    """A request's `region` (the part of the image on the annotator's screen) as whole
-    pixels inside the image, with the prompts inside it; InvalidField otherwise. A region
-    that is the whole image is None (the image's own embedding serves it)."""
-    if region is None:
-        return None
-    x0, y0, x1, y1 = (int(round(v)) for v in region)
-    if not (0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height):
-        raise InvalidField(("body", "region"), f"region {list(region)} is not a box inside "
-                           f"the image (0..{image.width} x 0..{image.height})")
-    if min(x1 - x0, y1 - y0) < MIN_REGION:
-        raise InvalidField(("body", "region"), f"region {list(region)} is under "
-                           f"{MIN_REGION} pixels on a side")
-    inside = [] if prompt.points is None else list(prompt.points)
-    if prompt.box is not None:
-        inside += [prompt.box[:2], prompt.box[2:]]
-    for x, y in inside:
-        if not (x0 <= x <= x1 and y0 <= y <= y1):
-            raise InvalidField(("body", "region"), f"prompt ({x:g}, {y:g}) lies outside the "
-                               f"region {[x0, y0, x1, y1]}")
-    if (x0, y0, x1, y1) == (0, 0, image.width, image.height):
-        return None
-    return x0, y0, x1, y1
-
-
-def _in_region(prompt: Prompt, region: Region) -> Prompt:
-    """The prompt in the frame of the crop `region` (mask_input is already in it)."""
-    shift = np.array(region[:2], dtype=np.float64)
-    return Prompt(points=None if prompt.points is None else prompt.points - shift,
-                  labels=prompt.labels,
-                  box=None if prompt.box is None else prompt.box - np.tile(shift, 2),
-                  mask_input=prompt.mask_input, multimask=prompt.multimask)
-
-
-# check_prompts names its arguments; the request's fields are named differently.
-_FIELDS = {"point_coords": "points", "point_labels": "points", "box": "box",
-           "mask_input": "mask_input"}
-
-
-def _checked(prompt: Prompt, low_res_size: int) -> tuple:
-    """`predictor.check_prompts` on a Prompt (one prompt, original frame); InvalidField
-    naming the request field on failure."""
-    mask = None if prompt.mask_input is None else prompt.mask_input[None]
-    try:
-        return check_prompts(prompt.points, prompt.labels, prompt.box, mask, batched=False,
-                             low_res=low_res_size)
-    except ValueError as exc:
-        field = _FIELDS.get(str(exc).split(" ", 1)[0], "prompt")
-        raise InvalidField(("body", field), str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -256,7 +139,8 @@ class Segmenter:
         self.cache.prefetch((im.sha256, im.path) for im in images)
 
     def predict(self, image: ImageRef, prompt: Prompt, region: Region | None = None,
-                display: Display | None = None) -> list[Candidate]:
+                display: Display | None = None,
+                mask_region: Region | None = None) -> list[Candidate]:
         """Candidates sorted by predicted IoU, best first (3 with multimask, else 1).
 
         With `region` (from `check_region`), the model sees only that crop of the image at
@@ -267,7 +151,16 @@ class Segmenter:
         Without `region`, the focus pass (when on) picks one: when the best candidate is
         small, the prompt (mask_input resampled into the crop) is asked again on a square
         crop around it, and its answer comes back instead. `Candidate.region` says which
-        crop an answer was made on; later prompts on that mask send it as their `region`."""
+        crop an answer was made on; later prompts on that mask send it as their `region`.
+
+        `mask_region`: the frame prompt.mask_input was made in when it is not `region`'s
+        (a prompt outside an answer's crop drops the crop but keeps its logits; the whole
+        image is (0, 0, W, H)): the logits are resampled into `region`'s frame."""
+        whole = (0, 0, image.width, image.height)
+        given, given_frame = prompt.mask_input, tuple(mask_region or region or whole)
+        if given is not None and given_frame != tuple(region or whole):
+            prompt = replace(prompt, mask_input=resample_logits(
+                given[None], given_frame, region or whole)[0])
         cands = self._predict(image, prompt, region, display)
         if region is not None or self.focus is None or not cands[0].area:
             return cands
@@ -278,8 +171,9 @@ class Segmenter:
         if crop is None:
             return cands
         x0, y0, side = crop
-        mask = None if prompt.mask_input is None else logits_in_crop(
-            prompt.mask_input[None], crop, size)[0]
+        # From the frame the logits were made in (not via the whole image's coarser grid).
+        mask = None if given is None else resample_logits(
+            given[None], given_frame, (x0, y0, x0 + side, y0 + side))[0]
         focused = self._predict(image, replace(prompt, mask_input=mask),
                                 (x0, y0, x0 + side, y0 + side), display)
         return focused if focused[0].area else cands  # an empty crop answer helps nobody

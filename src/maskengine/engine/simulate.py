@@ -27,7 +27,8 @@ import numpy as np
 from ..evaluation import mask_iou, next_click
 from . import rle, services
 from .models import ImageStatus, MaskSource, User
-from .segmenter import ImageRef, Segmenter, check_region, make_prompt
+from .prompts import ImageRef, check_region, make_prompt
+from .segmenter import Segmenter
 from .store import Project
 
 
@@ -104,8 +105,10 @@ class SimulatedAnnotator:
         points: list[tuple[float, float, int]] = []
         low_res: bytes | None = None
         # As the page: the crop the model is asked on (the focus pass's, once it chose one),
-        # dropped with the logits made on it when a click falls outside.
+        # dropped when a click falls outside; the logits made on it are kept, sent with the
+        # frame they were made in (mask_region).
         region: tuple[int, int, int, int] | None = None
+        low_res_frame: tuple[int, int, int, int] | None = None
         events: list[dict] = []
         model_s, iou = 0.0, 0.0
         for n in range(min(cfg.max_clicks, budget)):
@@ -115,21 +118,26 @@ class SimulatedAnnotator:
             x, y, label = click
             if region is not None and not (region[0] <= x <= region[2]
                                            and region[1] <= y <= region[3]):
-                region, low_res = None, None
+                region = None
             points.append((float(x), float(y), int(label)))
             events.append({"t": round(n * cfg.seconds_per_click + model_s, 3), "type": "point",
                            "x": x, "y": y, "label": label})
             prompt = make_prompt(ref, points=points, box=None, mask_input=low_res,
                                  low_res_size=seg.low_res_size, multimask=n == 0)
             t0 = time.perf_counter()
-            cands = seg.predict(ref, prompt, check_region(ref, region, prompt))
+            cands = seg.predict(ref, prompt, check_region(ref, region, prompt),
+                                mask_region=low_res_frame if low_res else None)
             masks = np.stack([rle.decode(c.counts, ref.height, ref.width) for c in cands])
             model_s += time.perf_counter() - t0
             ious = mask_iou(masks, gt[None])
             pick = int(ious.argmax()) if cfg.pick_best else 0  # candidates come best-scored first
             pred, iou = masks[pick], float(ious[pick])
             low_res = cands[pick].low_res.astype("<f2").tobytes()
-            region = region or cands[pick].region
+            low_res_frame = cands[pick].region or (0, 0, ref.width, ref.height)
+            new = cands[pick].region
+            if region is None and new is not None and all(
+                    new[0] <= px <= new[2] and new[1] <= py <= new[3] for px, py, _ in points):
+                region = new  # as the page: only a crop that holds every click so far
             if iou >= cfg.iou_target:
                 break
         return pred, len(points), iou, events, model_s

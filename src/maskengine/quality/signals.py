@@ -22,7 +22,8 @@ import numpy as np
 
 from ..engine import rle
 from ..engine.models import Interaction
-from ..engine.segmenter import ImageRef, Segmenter, make_prompt
+from ..engine.prompts import ImageRef, make_prompt
+from ..engine.segmenter import Segmenter
 
 Click = tuple[float, float, int]
 

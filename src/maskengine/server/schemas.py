@@ -77,7 +77,12 @@ class PredictIn(BaseModel):
     region: tuple[Finite, Finite, Finite, Finite] | None = Field(
         None, description="x0, y0, x1, y1: ask on this crop of the image (what a zoomed-in "
         "screen shows) at the model's full input resolution; prompts must lie inside it, "
-        "and mask_input must come from an answer for the same region")
+        "and mask_input must come from an answer for the same region, unless "
+        "`mask_region` says which frame it came from")
+    mask_region: tuple[Finite, Finite, Finite, Finite] | None = Field(
+        None, description="x0, y0, x1, y1: the region of the answer mask_input came from "
+        "(the whole image: 0, 0, width, height) when it is not `region` (a prompt outside "
+        "that answer's crop): the logits are resampled into this request's frame")
     display: DisplayIn | None = Field(None, description="masks come back covering the image "
         "pixels on screen at the screen's resolution (`mask_box`, `mask_size`; nothing "
         "outside `region`); without it, full-resolution masks of the whole image")

@@ -32,7 +32,7 @@ from ..engine.display import (
 )
 from ..engine.errors import InvalidField
 from ..engine.models import Image, ModelVersion
-from ..engine.segmenter import Prompt, check_region
+from ..engine.prompts import Prompt, check_region
 from .deps import AppState
 from .schemas import DisplayIn, RenderOut, ShapeIn
 

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from ...engine import services
 from ...engine.categories import check_category
-from ...engine.segmenter import check_region, make_prompt
+from ...engine.prompts import check_mask_region, check_region, make_prompt
 from .. import shapes
 from ..convert import candidate_public, image_public
 from ..deps import ImageId, SessionDep, StateDep, UserDep
@@ -117,9 +117,10 @@ def predict(
         low_res_size=seg.low_res_size, multimask=body.multimask,
     )
     region = check_region(ref, body.region, prompt)
+    mask_region = check_mask_region(ref, body.mask_region)
     display = None if body.display is None else shapes.display_of(body.display, image,
                                                                   ("body",))
-    cands = seg.predict(ref, prompt, region, display)
+    cands = seg.predict(ref, prompt, region, display, mask_region)
     view, region = cands[0].view, cands[0].region  # the focus pass may have chosen a crop
     return PredictOut(image_id=image.id, size=[image.height, image.width],
                       model_version_id=seg.model_version_id, low_res_size=seg.low_res_size,

@@ -26,7 +26,7 @@ export function fresh() {
   // display (its candidates' counts are drawn for it).
   return { points: [], box: null, cands: [], sel: 0, bits: null, geo: null, editing: null,
     events: [], t0: null, clicks: 0, edited: false, version: null,
-    category: null, categoryChanged: false, region: null, candRegion: null,
+    category: null, categoryChanged: false, region: null, candRegion: null, imageSize: null,
     base: null, strokes: [], shown: null, pred: null };
 }
 
@@ -178,13 +178,14 @@ export class Annotator {
     const c = this.cur;
     if (!c.points.length && !c.box) { this.setWork(c.editing ? c.bits : null); return; }
     const prev = c.cands[c.sel];
-    // Low-res logits are only meaningful to the model version that made them, in the frame
-    // (the whole image or the same zoomed region) they were made in.
-    const reuse = prev && !c.edited && c.version === this.modelVersion
-      && JSON.stringify(c.candRegion) === JSON.stringify(c.region);
+    // Low-res logits are only meaningful to the model version that made them; they go back
+    // with the frame they were made in (the whole image or a zoomed region), which the
+    // server resamples them from when this prompt is asked on another frame.
+    const reuse = prev && !c.edited && c.version === this.modelVersion && c.imageSize;
     const display = this.display();
     const body = { points: c.points, box: c.box, multimask: true,
       mask_input: reuse ? prev.low_res : null, region: c.region, display };
+    if (reuse) body.mask_region = c.candRegion ?? [0, 0, c.imageSize[1], c.imageSize[0]];
     const seq = ++this.seq;
     let res = await this.hooks.predict(body);
     if (res && body.mask_input && res.model_version_id !== c.version && seq === this.seq) {
@@ -196,9 +197,13 @@ export class Annotator {
     c.cands = res.candidates;
     c.version = res.model_version_id;
     c.candRegion = res.region ?? null;
+    c.imageSize = res.size;
     // The server zoomed in on a small mask (the focus pass): ask on that crop from now on,
-    // so the next prompt can refine these logits (useRegion drops it for a prompt outside).
-    if (!c.region && c.candRegion) c.region = c.candRegion;
+    // so the next prompt is answered there too (useRegion drops it for a prompt outside;
+    // the logits made on it still go back, with mask_region).
+    // Only a crop that holds every prompt so far (the focus pass frames the mask and its
+    // positive clicks; a negative click may lie outside it).
+    if (!c.region && c.candRegion && this.inside(c.candRegion)) c.region = c.candRegion;
     c.pred = { display, geo: { box: res.mask_box, h: res.mask_size[0], w: res.mask_size[1] } };
     this.showCandidate(0);
   }
@@ -206,6 +211,14 @@ export class Annotator {
   /** The crop the model is asked on for the mask being made: fixed at its first prompt
    * (what the zoomed-in screen shows then, hooks.region(), or the crop the server's focus
    * pass chose), dropped when a prompt falls outside it (then the whole image). */
+  /** Whether every prompt of the mask being made (points, box corners) lies in `r`. */
+  inside(r) {
+    const c = this.cur;
+    const xys = c.points.map((p) => [p.x, p.y]);
+    if (c.box) xys.push([c.box[0], c.box[1]], [c.box[2], c.box[3]]);
+    return xys.every(([x, y]) => x >= r[0] && x <= r[2] && y >= r[1] && y <= r[3]);
+  }
+
   useRegion(xys) {
     const c = this.cur;
     if (!c.points.length && !c.box) c.region = this.hooks.region ? this.hooks.region() : null;
