@@ -69,6 +69,7 @@ def main() -> None:
         print(f"{s.name}: {len(recs)} candidates, {len(s.masks)} true masks", flush=True)
     objects = sum(len(m) for m, _ in raw)
     focus = FocusReplay(model)
+    after_focus = max(args.box_nms_thresh, GeneratorConfig().crop_nms_thresh)  # as generator
     truths = [gt for gt, _ in raw]
     rows = []
     for iou_t, stab_t in itertools.product(IOU_GRID, STABILITY_GRID):
@@ -80,7 +81,7 @@ def main() -> None:
         # The focus pass's NMS only removes masks: replay it where it may bring the count
         # within the limit (not on the loosest pairs, whose thousands of masks are far off).
         if focus.on and row["masks_per_object"] <= 1.5 * args.max_per_object:
-            props = [focus(i, s.image, k, args.box_nms_thresh)
+            props = [focus(i, s.image, k, after_focus)
                      for i, (s, k) in enumerate(zip(scenes, kept, strict=True))]
             row["focus_ar@100"] = recall(truths, props)
             row["focus_masks"] = sum(map(len, props))

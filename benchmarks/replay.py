@@ -55,8 +55,9 @@ class FocusReplay:
         return self.predictor is not None
 
     def __call__(self, key: object, image: np.ndarray, kept: list, nms_t: float) -> list:
-        """`kept` (records of the image named `key`) after the focus pass and NMS again;
-        unchanged when the focus pass is off."""
+        """`kept` (records of the image named `key`) after the focus pass and NMS again at
+        `nms_t` (the generator's: max(box_nms_thresh, crop_nms_thresh)); unchanged when the
+        focus pass is off."""
         if self.predictor is None:
             return kept
         cache = self._cache.setdefault(key, {})

@@ -103,7 +103,7 @@ def main() -> None:
         per_true: list[float] = []
         for s, recs in zip(scenes, raw, strict=True):
             kept = focus(s.name, s.image, replay(recs, iou_t, stab_t, base.box_nms_thresh),
-                         base.box_nms_thresh)
+                         max(base.box_nms_thresh, base.crop_nms_thresh))
             pred = (np.stack([r.segmentation for r in kept]) if kept
                     else np.zeros((0, *s.masks.shape[1:]), bool))
             iou = iou_matrix(pred, s.masks)

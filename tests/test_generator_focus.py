@@ -61,6 +61,19 @@ def test_refine_mask_zooms_on_small_masks_only(tiny, scene):
     assert fp.refine_mask(far, point) is None
 
 
+def test_a_mask_its_crop_cannot_hold_is_left_alone(tiny):
+    """On a long thin image the crop (at most the short side) can be narrower than a small
+    mask: refining there would cut it, so it is not refined."""
+    image = np.full((40, 400, 3), 90, np.uint8)
+    image[10:30, 100:160] = (220, 40, 40)
+    mask = np.zeros((40, 400), bool)
+    mask[10:30, 100:160] = True  # 60 px wide: small (<= 0.19 x 400) but wider than 40
+    fp = FocusPredictor(tiny)
+    fp.set_image(image, encode=False)
+    assert fp.refine_mask(mask, np.array([130.0, 20.0])) is None
+    assert fp.crops_encoded == 0
+
+
 def _recall(records, truth) -> tuple[float, int]:
     counter = RecallCounter(ks=(100,))
     counter.add(np.stack([r.segmentation for r in records]),

@@ -130,6 +130,13 @@ class FocusPredictor:
         self.image = rgb if image_format == "RGB" else rgb[..., ::-1]
         self._crops = {}
 
+    def reset_image(self) -> None:
+        """Forget the image and every embedding made for it."""
+        self.full.reset_image()
+        self.crop.reset_image()
+        self.image = None
+        self._crops = {}
+
     # -- the crop ----------------------------------------------------------------------
     def crop_box(self, mask: np.ndarray, points: np.ndarray) -> tuple[int, int, int] | None:
         """(x0, y0, side) of the crop for a mask (H x W bool) and its positive clicks
@@ -218,17 +225,20 @@ class FocusPredictor:
         (the automatic generator's grid): when `mask` (H x W bool) is small, the point is
         asked again on the crop around it, and of the crop's candidates the one closest to
         `mask` (IoU, within the crop) replaces it when that IoU is at least `min_match`.
-        Returns the refined H x W mask, or None (mask not small, or no close candidate)."""
+        Returns the refined H x W mask, or None (mask not small or not inside its crop, or
+        no close candidate)."""
         if self.image is None:
             raise ValueError("no image set: call set_image(image) before refining")
         pt = np.asarray(point, dtype=np.float64).reshape(1, 2)
         crop = self.crop_box(mask, pt)
         if crop is None:
             return None
-        self._set_crop(crop)
         x0, y0, side = crop
-        cand, _, _ = self.crop.predict(pt - [x0, y0], np.ones(1), multimask_output=True)
         part = mask[y0:y0 + side, x0:x0 + side]
+        if np.count_nonzero(part) != np.count_nonzero(mask):
+            return None  # the crop (at most the image's short side) cannot hold it whole
+        self._set_crop(crop)
+        cand, _, _ = self.crop.predict(pt - [x0, y0], np.ones(1), multimask_output=True)
         inter = (cand & part).sum(axis=(1, 2))
         union = (cand | part).sum(axis=(1, 2))
         match = inter / np.maximum(union, 1)

@@ -189,9 +189,13 @@ class MaskGenerator:
             boxes = torch.tensor([crops[i].box for i in cands.crop.tolist()])
             scores = 1.0 / box_area(boxes).float()
             cands = cands.select(nms(cands.boxes.float(), scores, cfg.crop_nms_thresh))
-        if self.focus is not None:
-            self.focus.set_image(image, encode=False)
-        return self._records(cands, crops, (h, w))
+        if self.focus is None:
+            return self._records(cands, crops, (h, w))
+        self.focus.set_image(image, encode=False)
+        try:
+            return self._records(cands, crops, (h, w))
+        finally:
+            self.focus.reset_image()  # its crop embeddings are this image's only
 
     # -- per crop ----------------------------------------------------------------------
     def _process_crop(

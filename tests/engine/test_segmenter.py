@@ -52,3 +52,17 @@ def test_bad_prompts_name_the_request_field(setup):
     assert err.value.field == ("body", "mask_input")
     with pytest.raises(ValueError, match="at least one prompt"):
         seg.predict(ref, Prompt())
+
+
+def test_mask_region_accepts_any_frame_inside_the_image_even_a_tiny_one(tmp_path):
+    from maskengine.engine.prompts import check_mask_region, check_region
+
+    small = ImageRef(id=1, path=tmp_path / "x.png", sha256="0", height=6, width=7)
+    assert check_mask_region(small, None) is None
+    assert check_mask_region(small, (0, 0, 7, 6)) == (0, 0, 7, 6)  # the whole image
+    with pytest.raises(InvalidField, match="mask_region"):
+        check_mask_region(small, (0, 0, 8, 6))
+    prompt = make_prompt(small, points=[(3, 3, 1)], box=None, mask_input=None,
+                         low_res_size=4)
+    with pytest.raises(InvalidField, match="under 8 pixels"):
+        check_region(small, (0, 0, 6, 6), prompt)  # a region still needs 8 pixels

@@ -80,22 +80,24 @@ Region = tuple[int, int, int, int]  # x0, y0, x1, y1: a crop of the image, in it
 MIN_REGION = 8  # pixels a region's side needs at least
 
 
-def _frame(image: ImageRef, box: tuple, name: str) -> Region:
-    """A request's crop box as whole pixels inside the image; InvalidField otherwise."""
+def _frame(image: ImageRef, box: tuple, name: str, min_side: int = MIN_REGION) -> Region:
+    """A request's crop box as whole pixels inside the image, at least `min_side` on a
+    side; InvalidField otherwise."""
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     if not (0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height):
         raise InvalidField(("body", name), f"{name} {list(box)} is not a box inside "
                            f"the image (0..{image.width} x 0..{image.height})")
-    if min(x1 - x0, y1 - y0) < MIN_REGION:
+    if min(x1 - x0, y1 - y0) < min_side:
         raise InvalidField(("body", name), f"{name} {list(box)} is under "
-                           f"{MIN_REGION} pixels on a side")
+                           f"{min_side} pixels on a side")
     return x0, y0, x1, y1
 
 
 def check_mask_region(image: ImageRef, mask_region: tuple | None) -> Region | None:
     """A request's `mask_region` (the frame its mask_input was made in: an earlier answer's
     region, or the whole image) as whole pixels inside the image; None when not given."""
-    return None if mask_region is None else _frame(image, mask_region, "mask_region")
+    # Any frame an answer was made on: the whole image, or a crop (even a small image's).
+    return None if mask_region is None else _frame(image, mask_region, "mask_region", 1)
 
 
 def check_region(image: ImageRef, region: tuple | None, prompt: Prompt) -> Region | None:

@@ -208,9 +208,6 @@ export class Annotator {
     this.showCandidate(0);
   }
 
-  /** The crop the model is asked on for the mask being made: fixed at its first prompt
-   * (what the zoomed-in screen shows then, hooks.region(), or the crop the server's focus
-   * pass chose), dropped when a prompt falls outside it (then the whole image). */
   /** Whether every prompt of the mask being made (points, box corners) lies in `r`. */
   inside(r) {
     const c = this.cur;
@@ -219,6 +216,9 @@ export class Annotator {
     return xys.every(([x, y]) => x >= r[0] && x <= r[2] && y >= r[1] && y <= r[3]);
   }
 
+  /** The crop the model is asked on for the mask being made: fixed at its first prompt
+   * (what the zoomed-in screen shows then, hooks.region(), or the crop the server's focus
+   * pass chose), dropped when a prompt falls outside it (then the whole image). */
   useRegion(xys) {
     const c = this.cur;
     if (!c.points.length && !c.box) c.region = this.hooks.region ? this.hooks.region() : null;
