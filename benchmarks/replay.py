@@ -4,7 +4,8 @@ generator pass, so that a study can try many thresholds for the price of one run
 On a single crop (crop_n_layers 0), filter-then-NMS over the unfiltered records is what the
 generator does; with the focus pass (the generator's default for models with an input under
 1024) the kept masks are then refined on their crops and box NMS runs again, as in
-`MaskGenerator._records`. The studies check the replay against the generator itself.
+`MaskGenerator._records`. The studies check the
+replay against the generator itself.
 """
 
 from __future__ import annotations
@@ -27,12 +28,28 @@ def nms_order(recs: list, thresh: float) -> list[int]:
     return nms(boxes, torch.tensor([r.predicted_iou for r in recs]), thresh).tolist()
 
 
+def passes(r, iou_t: float, stab_t: float) -> bool:
+    """The generator's filters on a record (a threshold of 0 is no filter at all, even for
+    a negative predicted IoU)."""
+    return ((iou_t <= 0 or r.predicted_iou > iou_t)
+            and (stab_t <= 0 or r.stability_score >= stab_t))
+
+
 def replay(recs: list, iou_t: float, stab_t: float, nms_t: float) -> list:
-    """The records the generator keeps at these thresholds, before any focus pass (as the
-    generator: a threshold of 0 is no filter at all, even for a negative predicted IoU)."""
-    sel = [r for r in recs if (iou_t <= 0 or r.predicted_iou > iou_t)
-           and (stab_t <= 0 or r.stability_score >= stab_t)]
+    """The records the generator keeps at these thresholds, before any focus pass."""
+    sel = [r for r in recs if passes(r, iou_t, stab_t)]
     return [sel[i] for i in nms_order(sel, nms_t)]
+
+
+def iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """P x H x W and G x H x W bool -> P x G mask IoU."""
+    if len(pred) == 0 or len(gt) == 0:
+        return np.zeros((len(pred), len(gt)))
+    p = pred.reshape(len(pred), -1).astype(np.float32)
+    g = gt.reshape(len(gt), -1).astype(np.float32)
+    inter = p @ g.T
+    union = p.sum(1)[:, None] + g.sum(1)[None] - inter
+    return inter / np.maximum(union, 1)
 
 
 def mask_bbox(mask: np.ndarray) -> list[int]:
@@ -55,9 +72,9 @@ class FocusReplay:
         return self.predictor is not None
 
     def __call__(self, key: object, image: np.ndarray, kept: list, nms_t: float) -> list:
-        """`kept` (records of the image named `key`) after the focus pass and NMS again at
-        `nms_t` (the generator's: max(box_nms_thresh, crop_nms_thresh)); unchanged when the
-        focus pass is off."""
+        """`kept` (records of the image named `key`) after the focus pass (refined masks,
+        the first pass's scores) and NMS again at `nms_t` (the generator's:
+        max(box_nms_thresh, crop_nms_thresh)); unchanged when the focus pass is off."""
         if self.predictor is None:
             return kept
         cache = self._cache.setdefault(key, {})
@@ -67,10 +84,10 @@ class FocusReplay:
                 if key != self._image_key:
                     self.predictor.set_image(image, encode=False)
                     self._image_key = key
-                m = (self.predictor.refine_mask(r.segmentation, np.array(r.point_coords[0]))
-                     if r.segmentation.any() else None)
-                cache[id(r)] = r if m is None or not m.any() else replace(
-                    r, segmentation=m, area=int(m.sum()), bbox=mask_bbox(m))
+                ref = (self.predictor.refine_mask(r.segmentation, np.array(r.point_coords[0]))
+                       if r.segmentation.any() else None)
+                cache[id(r)] = r if ref is None or not ref.mask.any() else replace(
+                    r, segmentation=ref.mask, area=int(ref.mask.sum()), bbox=mask_bbox(ref.mask))
             out.append(cache[id(r)])
         return [out[i] for i in nms_order(out, nms_t)]
 

@@ -48,8 +48,10 @@ def test_refine_mask_zooms_on_small_masks_only(tiny, scene):
     # A coarse version of it (shifted by 3 px) still matches; the crop's answer replaces it
     # and is closer to the truth.
     coarse = np.roll(truth, 3, axis=1)
-    out = fp.refine_mask(coarse, point)
-    assert out is not None and out.shape == coarse.shape
+    refined = fp.refine_mask(coarse, point)
+    assert refined is not None and refined.mask.shape == coarse.shape
+    assert 0.0 <= refined.stability_score <= 1.0 and np.isfinite(refined.predicted_iou)
+    out = refined.mask
 
     def iou(a: np.ndarray) -> float:
         return (a & truth).sum() / (a | truth).sum()

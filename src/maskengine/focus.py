@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .masks import stability_score
 from .modeling import Sam
 from .predictor import Predictor
 
@@ -104,6 +105,15 @@ def logits_in_crop(logits: np.ndarray, crop: tuple[int, int, int],
     crop (x0, y0, side) covers, resampled to C x L x L (the crop's own grid)."""
     x0, y0, side = crop
     return resample_logits(logits, (0, 0, size[1], size[0]), (x0, y0, x0 + side, y0 + side))
+
+
+@dataclass(frozen=True)
+class Refined:
+    """A mask the focus pass made again on its crop, with the crop answer's scores."""
+
+    mask: np.ndarray  # H x W bool, the whole image's frame (nothing outside the crop)
+    predicted_iou: float
+    stability_score: float  # at the full resolution of the crop
 
 
 class FocusPredictor:
@@ -219,14 +229,14 @@ class FocusPredictor:
         return masks, scores, logits
 
 
-    def refine_mask(self, mask: np.ndarray, point: np.ndarray,
-                    min_match: float = 0.5) -> np.ndarray | None:
+    def refine_mask(self, mask: np.ndarray, point: np.ndarray, min_match: float = 0.5,
+                    stability_offset: float = 1.0) -> Refined | None:
         """The focus pass for a mask found by a single positive `point` (x, y) elsewhere
         (the automatic generator's grid): when `mask` (H x W bool) is small, the point is
         asked again on the crop around it, and of the crop's candidates the one closest to
         `mask` (IoU, within the crop) replaces it when that IoU is at least `min_match`.
-        Returns the refined H x W mask, or None (mask not small or not inside its crop, or
-        no close candidate)."""
+        Returns it with its own scores (`Refined`), or None (mask not small or not inside
+        its crop, or no close candidate)."""
         if self.image is None:
             raise ValueError("no image set: call set_image(image) before refining")
         pt = np.asarray(point, dtype=np.float64).reshape(1, 2)
@@ -238,7 +248,10 @@ class FocusPredictor:
         if np.count_nonzero(part) != np.count_nonzero(mask):
             return None  # the crop (at most the image's short side) cannot hold it whole
         self._set_crop(crop)
-        cand, _, _ = self.crop.predict(pt - [x0, y0], np.ones(1), multimask_output=True)
+        logits, scores, _ = self.crop.predict(pt - [x0, y0], np.ones(1),
+                                              multimask_output=True, return_logits=True)
+        thr = self.crop.model.mask_threshold
+        cand = logits > thr
         inter = (cand & part).sum(axis=(1, 2))
         union = (cand | part).sum(axis=(1, 2))
         match = inter / np.maximum(union, 1)
@@ -247,7 +260,8 @@ class FocusPredictor:
             return None
         out = np.zeros_like(mask)
         out[y0:y0 + side, x0:x0 + side] = cand[k]
-        return out
+        stability = stability_score(torch.as_tensor(logits[k]), thr, stability_offset)
+        return Refined(out, float(scores[k]), float(stability))
 
 
 def click_predictor(model: Sam, focus: bool | None = None,
