@@ -26,6 +26,7 @@ Candidates (each from the same starting weights, same data, same seed, one threa
   focus_views    as whole_low_lr with half of the samples shown as the focus pass sees them
                  (a zoomed crop around one small mask, --focus-views 0.5): the served
                  `tiny` answers small objects on such crops, so train on what it is shown
+                 (the round default since the phase-9 run, results/finetune_recipes_phase9.json)
   focus_views_lr focus_views with lr 1e-4
 
 Reports CPU seconds of training and the validation figures; writes results/<name>.json.
@@ -101,7 +102,8 @@ def run_candidate(name: str, cfg: StudyConfig, train_set: list, val_set: list,
         row: dict = {"recipe": None}
     else:
         overrides, replay = recipe
-        overrides = {**overrides, "seed": cfg.seed, "threads": cfg.threads,
+        # Focus views only where a candidate names them (they are the round default now).
+        overrides = {"focus_views": 0.0, **overrides, "seed": cfg.seed, "threads": cfg.threads,
                      "steps": max(1, round(overrides["steps"] * cfg.steps_scale))}
         tcfg = round_training_config(overrides)
         tcfg = type(tcfg)(**{**tcfg.to_dict(), "out": str(workdir / name), "model": "tiny",
