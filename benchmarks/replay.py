@@ -86,7 +86,7 @@ class FocusReplay:
                     self._image_key = key
                 ref = (self.predictor.refine_mask(r.segmentation, np.array(r.point_coords[0]))
                        if r.segmentation.any() else None)
-                cache[id(r)] = r if ref is None or not ref.mask.any() else replace(
+                cache[id(r)] = r if ref is None else replace(
                     r, segmentation=ref.mask, area=int(ref.mask.sum()), bbox=mask_bbox(ref.mask))
             out.append(cache[id(r)])
         return [out[i] for i in nms_order(out, nms_t)]

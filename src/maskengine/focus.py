@@ -235,8 +235,8 @@ class FocusPredictor:
         (the automatic generator's grid): when `mask` (H x W bool) is small, the point is
         asked again on the crop around it, and of the crop's candidates the one closest to
         `mask` (IoU, within the crop) replaces it when that IoU is at least `min_match`.
-        Returns it with its own scores (`Refined`), or None (mask not small or not inside
-        its crop, or no close candidate)."""
+        Returns it with its own scores (`Refined`; never empty, as it overlaps `mask`), or
+        None (mask not small or not inside its crop, or no close candidate)."""
         if self.image is None:
             raise ValueError("no image set: call set_image(image) before refining")
         pt = np.asarray(point, dtype=np.float64).reshape(1, 2)
@@ -256,7 +256,7 @@ class FocusPredictor:
         union = (cand | part).sum(axis=(1, 2))
         match = inter / np.maximum(union, 1)
         k = int(match.argmax())
-        if match[k] < min_match:
+        if match[k] < min_match or not cand[k].any():
             return None
         out = np.zeros_like(mask)
         out[y0:y0 + side, x0:x0 + side] = cand[k]

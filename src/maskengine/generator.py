@@ -282,7 +282,7 @@ class MaskGenerator:
                 # mask's own scores was measured to cost more recall than it gains in
                 # precision (docs/stage3.md).
                 refined = self.focus.refine_mask(mask, cands.points[i].numpy())
-                if refined is not None and refined.mask.any():
+                if refined is not None:
                     mask = refined.mask
                     boxes[i] = mask_to_box(torch.from_numpy(mask))
             with single_threaded():
