@@ -271,7 +271,7 @@ def train(
     """Train or fine-tune a model with simulated interaction; resumes a run folder.
 
     With PROJECT: fine-tune the project's served model on its accepted masks (round
-    defaults: 300 steps, lr 5e-5, replay 'auto'; the options given override them), validate
+    defaults: 300 steps, lr 1e-4, replay 'auto'; the options given override them), validate
     it on the validation images, register it, and promote it unless the validation figures
     got worse (without validation masks it is not promoted unless --force).
     A running `maskengine serve` switches to a promoted model by itself."""
