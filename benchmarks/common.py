@@ -96,11 +96,16 @@ def official_available() -> bool:
 
 def parse_config(cls: type, description: str) -> object:
     """A benchmark's dataclass config from the command line: one --option per field, its
-    default and type from the dataclass (`--train-images 20` sets train_images)."""
+    default and type from the dataclass (`--train-images 20` sets train_images; a bool
+    field is a flag: `--baseline-only` / `--no-baseline-only`)."""
     import argparse
     from dataclasses import asdict
 
     ap = argparse.ArgumentParser(description=description)
     for name, default in asdict(cls()).items():
-        ap.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+        option = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            ap.add_argument(option, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            ap.add_argument(option, type=type(default), default=default)
     return cls(**vars(ap.parse_args()))

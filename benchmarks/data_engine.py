@@ -15,8 +15,14 @@ the model's own time), the served model's validation 1-point mIoU and NoC@90, an
 training time of the round that follows. Goal: clicks per mask falls by >= 40% from round 0
 to round R. Writes results/data_engine.json and results/data_engine.png.
 
+The batches differ in difficulty, so each round's batch is also annotated by the starting
+model, in a throwaway copy of the project (`start_clicks_per_mask`): the paired fall
+1 - clicks / start_clicks of round R shows what the rounds bought on the same images.
+`--baseline-only` runs just that (minutes) into results/<name>_baseline.json.
+
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/data_engine.py   # ~1 h, 2 cores
     .venv/bin/python benchmarks/data_engine.py --rounds 1 --images 2 --steps 2  # smoke run
+    .venv/bin/python benchmarks/data_engine.py --baseline-only  # the starting model only
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class BenchConfig:
     seed: int = 0
     threads: int = 0
     name: str = "data_engine"  # results/<name>.json and .png
+    baseline_only: bool = False  # only the starting model on each round's batch
 
 
 def parse_args() -> BenchConfig:
@@ -87,6 +94,10 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax, (title, key) in zip(axes[:2], series, strict=True):
         ax.plot(r, [row[key] for row in rows], "o-")
         ax.set_title(title)
+    if all("start_clicks_per_mask" in row for row in rows):
+        axes[0].plot(r, [row["start_clicks_per_mask"] for row in rows], "x:", color="C2",
+                     label="starting model, same batch")
+        axes[0].legend(fontsize=8)
     axes[2].plot(r, [row["val_miou1"] for row in rows], "o-", label="1-point mIoU")
     ax2 = axes[2].twinx()
     ax2.plot(r, [row["val_noc90"] for row in rows], "s--", color="C1", label="NoC@90")
@@ -99,6 +110,37 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def batch_figures(results: list) -> dict:
+    """Clicks and seconds per saved mask, saved masks per image, of one batch's
+    `ImageResult`s (the store pools a version's rounds; this is one batch alone)."""
+    saved = [o for x in results for o in x.saved]
+    n = max(len(saved), 1)
+    return {"clicks_per_mask": sum(o.clicks for o in saved) / n,
+            "seconds_per_mask": sum(o.seconds for o in saved) / n,
+            "masks_per_image": len(saved) / max(len(results), 1)}
+
+
+def baseline(cfg: BenchConfig, train: list, val: list, root: Path) -> list[dict]:
+    """The starting model's figures on each round's batch, annotated in a project of its
+    own under `root` (the same images, so the same image ids and object orders)."""
+    sp = make_synthetic_project(root, train, val)
+    state = load_state(sp.project.root, ServerSettings(model="tiny", model_poll=0))
+    try:
+        annotator = SimulatedAnnotator(sp.project, state.segmenter, "simulated",
+                                       AnnotatorConfig(max_clicks=cfg.max_clicks,
+                                                       click_budget=cfg.click_budget))
+        out = []
+        for r in range(cfg.rounds + 1):
+            batch = sp.train_ids[r * cfg.images:(r + 1) * cfg.images]
+            out.append(batch_figures([annotator.annotate(i, sp.ground_truth[i])
+                                      for i in batch]))
+            print(f"baseline: batch {r} takes the starting model "
+                  f"{out[-1]['clicks_per_mask']:.2f} clicks per mask", flush=True)
+        return out
+    finally:
+        state.close()
 
 
 def collect_rows(project, log: list[dict]) -> list[dict]:
@@ -121,11 +163,15 @@ def summary(cfg: BenchConfig, start_sha: str, rows: list[dict], training, replay
             replay_fraction: float, t_start: float) -> dict:
     fall = 1 - rows[-1]["clicks_per_mask"] / rows[0]["clicks_per_mask"] \
         if rows[0]["clicks_per_mask"] else None
+    last = rows[-1]
+    paired = 1 - last["batch_clicks_per_mask"] / last["start_clicks_per_mask"] \
+        if last["start_clicks_per_mask"] else None
     return {"config": asdict(cfg), "environment": environment(),
             "start_weights_sha256": start_sha, "rows": rows,
             "recipe": {**training.to_dict(), "replay": replay,
                        "replay_fraction": replay_fraction if replay else 0.0},
             "clicks_per_mask_fall": fall, "goal": ">= 0.40",
+            "paired_fall_last_round": paired,
             "total_seconds": round(time.perf_counter() - t_start, 1)}
 
 
@@ -140,7 +186,14 @@ def main() -> None:
     val = [generate_scene(scenes, 6000 + cfg.seed, i) for i in range(cfg.val_images)]
     tmp = Path(tempfile.mkdtemp(prefix="maskengine-data-engine-"))
     try:
-        sp = make_synthetic_project(tmp, train, val)
+        start = baseline(cfg, train, val, tmp / "baseline")
+        if cfg.baseline_only:
+            out = write_results(f"{cfg.name}_baseline", {
+                "config": asdict(cfg), "environment": environment(),
+                "start_weights_sha256": start_sha, "batches": start})
+            print(out)
+            return
+        sp = make_synthetic_project(tmp / "rounds", train, val)
         state = load_state(sp.project.root, ServerSettings(model="tiny", model_poll=0))
         annotator_cfg = AnnotatorConfig(max_clicks=cfg.max_clicks,
                                         click_budget=cfg.click_budget)
@@ -157,8 +210,11 @@ def main() -> None:
             batch = sp.train_ids[r * cfg.images:(r + 1) * cfg.images]
             t0 = time.perf_counter()
             results = [annotator.annotate(i, sp.ground_truth[i]) for i in batch]
+            batch_fig = batch_figures(results)
             entry = {"round": r, "version_id": seg.model_version_id,
                      "annotate_seconds": round(time.perf_counter() - t0, 1),
+                     "batch_clicks_per_mask": batch_fig["clicks_per_mask"],
+                     "start_clicks_per_mask": start[r]["clicks_per_mask"],
                      "unfinished_objects": sum(len(x.objects) - len(x.saved)
                                                for x in results)}
             print(f"round {r}: annotated {len(batch)} images with version "
@@ -187,13 +243,16 @@ def main() -> None:
     out = write_results(cfg.name, {"status": "complete", **result})
     fall = result["clicks_per_mask_fall"]
     plot(rows, RESULTS / f"{cfg.name}.png")
-    print(f"{'round':>5} {'clicks/mask':>11} {'masks/img':>9} {'s/mask':>7} {'val mIoU@1':>10} "
-          f"{'NoC@90':>7} {'train s':>7}")
+    print(f"{'round':>5} {'clicks/mask':>11} {'start':>6} {'masks/img':>9} {'s/mask':>7} "
+          f"{'val mIoU@1':>10} {'NoC@90':>7} {'train s':>7}")
     for row in rows:
-        print(f"{row['round']:>5} {row['clicks_per_mask']:>11.2f} {row['masks_per_image']:>9.1f} "
+        print(f"{row['round']:>5} {row['clicks_per_mask']:>11.2f} "
+              f"{row['start_clicks_per_mask']:>6.2f} {row['masks_per_image']:>9.1f} "
               f"{row['seconds_per_mask']:>7.1f} {row['val_miou1']:>10.3f} "
               f"{row['val_noc90']:>7.2f} {row.get('train_seconds', float('nan')):>7.0f}")
-    print(f"clicks per mask fell by {fall:.0%} (goal >= 40%); {out}, {out.with_suffix('.png')}")
+    print(f"clicks per mask fell by {fall:.0%} (goal >= 40%), on the last batch by "
+          f"{result['paired_fall_last_round']:.0%} against the starting model; "
+          f"{out}, {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":
