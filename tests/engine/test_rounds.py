@@ -98,6 +98,9 @@ def test_two_rounds_bookkeeping_promotion_and_hot_switch(tmp_path: Path) -> None
         assert start_fig["old"] == pytest.approx(r3.metrics["start_val"]["default"]["miou@1"])
         assert start_fig["new"] == pytest.approx(r3.metrics["val"]["default"]["miou@1"])
         assert "promotion_vs_start" not in r1.metrics  # round 1's served version is the start
+        # Each model was validated once: round 3 read the served and the starting version's
+        # reports from round 1 (round 2 diverged, nothing to validate).
+        assert len(list((sp.project.root / "runs" / "val_reports").glob("*.npz"))) == 3
         with sp.project.session() as s:
             rows = round_stats(s)
 

@@ -8,7 +8,7 @@ A round (`run_round`):
 3. evaluates the new and the served model with `maskengine.evaluation` on the accepted
    masks of the validation split, or on a named evaluation set (`RoundConfig.evalset`,
    else the project's default set when it has one) (the same images for both, so the
-   comparison is fair);
+   comparison is fair; a model measured on the same objects before is not run again);
 4. registers the new version with its metrics, and promotes it unless its validation
    1-point mIoU fell or its NoC@90 rose beyond `tolerance` plus the noise of the paired
    per-object change (`promotion.judge`, `noise_z`), against the served version or the
@@ -38,7 +38,8 @@ from ..detection.config import DetectorConfig
 from ..training.config import StopTraining, TrainingConfig
 from .models import ModelVersion
 from .project_dataset import ProjectDataset
-from .promotion import evaluate_model, gate
+from .promotion import gate
+from .report_cache import ReportCache
 from .store import Project
 from .versions import (
     RoundError,
@@ -51,7 +52,6 @@ from .versions import (
 )
 
 if TYPE_CHECKING:
-    from ..evaluation import InteractiveReport
     from ..quality.evalsets import EvalSetDataset
 
 # Fine-tuning defaults of a round: short, gentle, cheap on a CPU. `maskengine train PROJECT`
@@ -336,19 +336,17 @@ def _judge(project: Project, cfg: RoundConfig, start: _RoundStart, weights: Path
     on_phase("validating")
     new_model = create_model(SamConfig(**start.parent_config), checkpoint=weights,
                              device=device)
-    new_report = evaluate_model(new_model, start.val_set, cfg.max_clicks)
+    cache = ReportCache(project.root / "runs" / "val_reports", start.val_set, cfg.max_clicks)
+    new_report = cache.report(new_model)
     with project.session() as s:
         parent = s.get(ModelVersion, start.parent_id)
         old_model = load_version(project, parent, device)
         first = starting_version(s, parent) if cfg.guard_start else parent
         first_model = load_version(project, first, device) if first.id != parent.id else None
         first_name = f"version {first.id} ({first.name})"
-    def report(model) -> InteractiveReport:  # noqa: ANN001
-        return evaluate_model(model, start.val_set, cfg.max_clicks)
-
     why, note, changes = gate(
-        new_report, report(old_model), first_name,
-        None if first_model is None else (lambda: report(first_model)),
+        new_report, cache.report(old_model), first_name,
+        None if first_model is None else (lambda: cache.report(first_model)),
         cfg.tolerance, cfg.noise_z)
     metrics = {"val": new_report.summary(), "val_set": start.val_set.split, **changes}
     if why:
