@@ -92,12 +92,11 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     series = [("clicks per mask", "clicks_per_mask"), ("masks per image", "masks_per_image")]
     for ax, (title, key) in zip(axes[:2], series, strict=True):
-        ax.plot(r, [row[key] for row in rows], "o-")
+        ax.plot(r, [row["batch_" + key] for row in rows], "o-", label="served model")
+        ax.plot(r, [row["start_" + key] for row in rows], "x:", color="C2",
+                label="starting model, same batch")
         ax.set_title(title)
-    if all("start_clicks_per_mask" in row for row in rows):
-        axes[0].plot(r, [row["start_clicks_per_mask"] for row in rows], "x:", color="C2",
-                     label="starting model, same batch")
-        axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8)
     axes[2].plot(r, [row["val_miou1"] for row in rows], "o-", label="1-point mIoU")
     ax2 = axes[2].twinx()
     ax2.plot(r, [row["val_noc90"] for row in rows], "s--", color="C1", label="NoC@90")
@@ -117,7 +116,7 @@ def batch_figures(results: list) -> dict:
     `ImageResult`s (the store pools a version's rounds; this is one batch alone)."""
     saved = [o for x in results for o in x.saved]
     n = max(len(saved), 1)
-    return {"clicks_per_mask": sum(o.clicks for o in saved) / n,
+    return {"masks": len(saved), "clicks_per_mask": sum(o.clicks for o in saved) / n,
             "seconds_per_mask": sum(o.seconds for o in saved) / n,
             "masks_per_image": len(saved) / max(len(results), 1)}
 
@@ -143,6 +142,21 @@ def baseline(cfg: BenchConfig, train: list, val: list, root: Path) -> list[dict]
         state.close()
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The rows as the README's table: each round's own batch (`maskengine status` pools
+    the rounds one version served), validation of the version that served it."""
+    lines = ["| round | served version | masks | clicks/mask | starting model, same batch | "
+             "masks/image | s/mask | val mIoU@1 | val NoC@90 | the round trained after it |",
+             "|---" * 10 + "|"]
+    for row in rows:
+        lines.append(
+            f"| {row['round']} | {row['version_id']} | {row['batch_masks']} | "
+            f"{row['batch_clicks_per_mask']:.2f} | {row['start_clicks_per_mask']:.2f} | "
+            f"{row['batch_masks_per_image']:.1f} | {row['batch_seconds_per_mask']:.1f} | "
+            f"{row['val_miou1']:.3f} | {row['val_noc90']:.2f} | {row.get('note', '-')} |")
+    return "\n".join(lines)
+
+
 def collect_rows(project, log: list[dict]) -> list[dict]:
     """The benchmark's rows for the rounds in `log`: the store's per-version figures."""
     with project.session() as s:
@@ -161,8 +175,9 @@ def collect_rows(project, log: list[dict]) -> list[dict]:
 
 def summary(cfg: BenchConfig, start_sha: str, rows: list[dict], training, replay,
             replay_fraction: float, t_start: float) -> dict:
-    fall = 1 - rows[-1]["clicks_per_mask"] / rows[0]["clicks_per_mask"] \
-        if rows[0]["clicks_per_mask"] else None
+    # Each round's own batch (the store pools the rounds one version served).
+    fall = 1 - rows[-1]["batch_clicks_per_mask"] / rows[0]["batch_clicks_per_mask"] \
+        if rows[0]["batch_clicks_per_mask"] else None
     last = rows[-1]
     paired = 1 - last["batch_clicks_per_mask"] / last["start_clicks_per_mask"] \
         if last["start_clicks_per_mask"] else None
@@ -213,8 +228,8 @@ def main() -> None:
             batch_fig = batch_figures(results)
             entry = {"round": r, "version_id": seg.model_version_id,
                      "annotate_seconds": round(time.perf_counter() - t0, 1),
-                     "batch_clicks_per_mask": batch_fig["clicks_per_mask"],
-                     "start_clicks_per_mask": start[r]["clicks_per_mask"],
+                     **{f"batch_{k}": v for k, v in batch_fig.items()},
+                     **{f"start_{k}": v for k, v in start[r].items()},
                      "unfinished_objects": sum(len(x.objects) - len(x.saved)
                                                for x in results)}
             print(f"round {r}: annotated {len(batch)} images with version "
@@ -243,13 +258,7 @@ def main() -> None:
     out = write_results(cfg.name, {"status": "complete", **result})
     fall = result["clicks_per_mask_fall"]
     plot(rows, RESULTS / f"{cfg.name}.png")
-    print(f"{'round':>5} {'clicks/mask':>11} {'start':>6} {'masks/img':>9} {'s/mask':>7} "
-          f"{'val mIoU@1':>10} {'NoC@90':>7} {'train s':>7}")
-    for row in rows:
-        print(f"{row['round']:>5} {row['clicks_per_mask']:>11.2f} "
-              f"{row['start_clicks_per_mask']:>6.2f} {row['masks_per_image']:>9.1f} "
-              f"{row['seconds_per_mask']:>7.1f} {row['val_miou1']:>10.3f} "
-              f"{row['val_noc90']:>7.2f} {row.get('train_seconds', float('nan')):>7.0f}")
+    print(markdown_table(rows))
     print(f"clicks per mask fell by {fall:.0%} (goal >= 40%), on the last batch by "
           f"{result['paired_fall_last_round']:.0%} against the starting model; "
           f"{out}, {out.with_suffix('.png')}")
