@@ -20,7 +20,7 @@ model, in a throwaway copy of the project (`start_clicks_per_mask`): the paired 
 1 - clicks / start_clicks of round R shows what the rounds bought on the same images.
 `--baseline-only` runs just that (minutes) into results/<name>_baseline.json.
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/data_engine.py   # ~1 h, 2 cores
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/data_engine.py   # ~2 h, 2 cores
     .venv/bin/python benchmarks/data_engine.py --rounds 1 --images 2 --steps 2  # smoke run
     .venv/bin/python benchmarks/data_engine.py --baseline-only  # the starting model only
 """
