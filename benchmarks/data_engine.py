@@ -121,6 +121,17 @@ def batch_figures(results: list) -> dict:
             "masks_per_image": len(saved) / max(len(results), 1)}
 
 
+def annotate_batch(annotator: SimulatedAnnotator, sp, cfg: BenchConfig,  # noqa: ANN001
+                   r: int) -> list:
+    """Round r's batch of train images, labelled by `annotator`: its `ImageResult`s."""
+    batch = sp.train_ids[r * cfg.images:(r + 1) * cfg.images]
+    return [annotator.annotate(i, sp.ground_truth[i]) for i in batch]
+
+
+def annotator_config(cfg: BenchConfig) -> AnnotatorConfig:
+    return AnnotatorConfig(max_clicks=cfg.max_clicks, click_budget=cfg.click_budget)
+
+
 def baseline(cfg: BenchConfig, train: list, val: list, root: Path) -> list[dict]:
     """The starting model's figures on each round's batch, annotated in a project of its
     own under `root` (the same images, so the same image ids and object orders)."""
@@ -128,13 +139,10 @@ def baseline(cfg: BenchConfig, train: list, val: list, root: Path) -> list[dict]
     state = load_state(sp.project.root, ServerSettings(model="tiny", model_poll=0))
     try:
         annotator = SimulatedAnnotator(sp.project, state.segmenter, "simulated",
-                                       AnnotatorConfig(max_clicks=cfg.max_clicks,
-                                                       click_budget=cfg.click_budget))
+                                       annotator_config(cfg))
         out = []
         for r in range(cfg.rounds + 1):
-            batch = sp.train_ids[r * cfg.images:(r + 1) * cfg.images]
-            out.append(batch_figures([annotator.annotate(i, sp.ground_truth[i])
-                                      for i in batch]))
+            out.append(batch_figures(annotate_batch(annotator, sp, cfg, r)))
             print(f"baseline: batch {r} takes the starting model "
                   f"{out[-1]['clicks_per_mask']:.2f} clicks per mask", flush=True)
         return out
@@ -210,8 +218,6 @@ def main() -> None:
             return
         sp = make_synthetic_project(tmp / "rounds", train, val)
         state = load_state(sp.project.root, ServerSettings(model="tiny", model_poll=0))
-        annotator_cfg = AnnotatorConfig(max_clicks=cfg.max_clicks,
-                                        click_budget=cfg.click_budget)
         given = {k: v for k, v in (("steps", cfg.steps), ("lr", cfg.lr)) if v}
         training = round_training_config({**given, "seed": cfg.seed})
         default_round = RoundConfig()
@@ -221,10 +227,9 @@ def main() -> None:
         t_start = time.perf_counter()
         for r in range(cfg.rounds + 1):
             seg = state.segmenter
-            annotator = SimulatedAnnotator(sp.project, seg, "simulated", annotator_cfg)
-            batch = sp.train_ids[r * cfg.images:(r + 1) * cfg.images]
+            annotator = SimulatedAnnotator(sp.project, seg, "simulated", annotator_config(cfg))
             t0 = time.perf_counter()
-            results = [annotator.annotate(i, sp.ground_truth[i]) for i in batch]
+            results = annotate_batch(annotator, sp, cfg, r)
             batch_fig = batch_figures(results)
             entry = {"round": r, "version_id": seg.model_version_id,
                      "annotate_seconds": round(time.perf_counter() - t0, 1),
@@ -232,7 +237,7 @@ def main() -> None:
                      **{f"start_{k}": v for k, v in start[r].items()},
                      "unfinished_objects": sum(len(x.objects) - len(x.saved)
                                                for x in results)}
-            print(f"round {r}: annotated {len(batch)} images with version "
+            print(f"round {r}: annotated {len(results)} images with version "
                   f"{seg.model_version_id}", flush=True)
             if r < cfg.rounds:
                 round_cfg = RoundConfig(training=training, max_clicks=cfg.max_clicks,

@@ -3,6 +3,8 @@ file is evaluated again."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 import pytest
 import torch
@@ -31,8 +33,7 @@ def test_a_stored_report_is_read_back_not_evaluated_again(tmp_path, model):
     assert path.is_file() and first.default.shape == (2, 2)
     # What is stored is what comes back: plant other figures under the same key.
     planted = InteractiveReport(default=np.full((2, 2), 0.25), oracle=np.full((2, 2), 0.5))
-    np.savez(path, **{k: getattr(planted, k) for k in
-                      ("default", "oracle", "areas", "first_scores", "first_true")})
+    np.savez(path, **{f.name: getattr(planted, f.name) for f in fields(InteractiveReport)})
     again = ReportCache(tmp_path, data, max_clicks=2).report(model)
     assert np.array_equal(again.default, planted.default)
     assert np.array_equal(again.oracle, planted.oracle)
